@@ -1,0 +1,39 @@
+"""wan_nb: say why a diffusers video pipeline failed, predict each fallback, recover, measure.
+
+``import wan_nb`` stays light: torch, diffusers and IPython are imported only by the
+functions that need them, so ``%load_ext wan_nb`` and ``wan-nb --help`` are fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first access (PEP 562).
+_EXPORTS: dict[str, str] = {
+    "GenerationSettings": "wan_nb.settings",
+    "parse_bytes": "wan_nb.units",
+    "format_bytes": "wan_nb.units",
+    "CheckpointError": "wan_nb.checkpoint",
+    "ComponentAnalyzer": "wan_nb.components",
+    "ComponentInfo": "wan_nb.components",
+    "ComponentReport": "wan_nb.components",
+    "analyze_model_components": "wan_nb.components",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wan_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
