@@ -1,0 +1,410 @@
+"""Component report: what a diffusers model folder holds, read from its JSON and headers.
+
+``analyze_model_components(path)`` reads ``model_index.json``, each component's config and
+the safetensors headers (single files and shard indexes) — never the weights, and never
+writes into the folder. Each component gets a status (``ok``, ``missing``, ``corrupt``,
+``unavailable``, ``optional``) and its problems in plain words: which file, what is
+wrong, what to do. ``deep=True`` also builds each component (on the meta device where
+possible) to prove the installed classes accept the config and the weights' names and
+shapes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import (
+    CheckpointError,
+    MissingFileError,
+    find_weight_files,
+    read_json,
+    read_safetensors_header,
+)
+from .libraries import (
+    WAN22_INTRODUCED,
+    WAN_CLASS_INTRODUCED,
+    class_available,
+    installed_version,
+    version_at_least,
+)
+from .units import format_bytes
+
+# model_index.json keys that are not components
+_PIPELINE_KEYS = {"_class_name", "_diffusers_version", "_name_or_path"}
+_NO_WEIGHTS_SUFFIXES = ("Tokenizer", "TokenizerFast", "Scheduler", "Processor", "ImageProcessor", "FeatureExtractor")
+
+
+class ModelFolderError(CheckpointError):
+    """The path is not a diffusers model folder wan_nb can analyse at all."""
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One entry of ``model_index.json`` and what its folder holds."""
+
+    name: str
+    library: str | None
+    class_name: str | None
+    status: str  # ok | missing | corrupt | unavailable | optional
+    importable: bool = False
+    introduced_in: str | None = None  # diffusers version that added the class (Wan classes)
+    files: tuple[str, ...] = ()  # relative to the model folder
+    parameters: int | None = None
+    bytes: int | None = None  # weight bytes, from the safetensors headers
+    dtypes: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    functional: bool | None = None  # set by deep analysis only
+
+    @property
+    def has_weights(self) -> bool:
+        return not (self.class_name or "").endswith(_NO_WEIGHTS_SUFFIXES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComponentInfo:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        for key in ("files", "dtypes", "problems"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """Everything the analysis found about one model folder."""
+
+    path: str
+    pipeline_class: str | None
+    pipeline_importable: bool
+    diffusers_version: str | None  # installed
+    saved_with: str | None  # model_index.json's _diffusers_version
+    components: tuple[ComponentInfo, ...]
+    pipeline_config: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    deep: bool = False
+
+    def component(self, name: str) -> ComponentInfo | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    def __getitem__(self, name: str) -> ComponentInfo:
+        found = self.component(name)
+        if found is None:
+            raise KeyError(f"{self.path} has no component {name!r}; it has {', '.join(self.names)}.")
+        return found
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.components)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(c.status in ("ok", "optional") for c in self.components)
+
+    @property
+    def total_parameters(self) -> int:
+        return sum(c.parameters or 0 for c in self.components)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.bytes or 0 for c in self.components)
+
+    @property
+    def all_problems(self) -> tuple[str, ...]:
+        return self.problems + tuple(f"{c.name}: {p}" for c in self.components for p in c.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComponentReport:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["components"] = tuple(ComponentInfo.from_dict(c) for c in data.get("components") or ())
+        data["problems"] = tuple(data.get("problems") or ())
+        return cls(**data)
+
+    def to_frame(self):
+        """One row per component, as a pandas DataFrame."""
+        import pandas as pd
+
+        rows = [
+            {
+                "component": c.name,
+                "status": c.status,
+                "class": c.class_name,
+                "library": c.library,
+                "importable": c.importable,
+                "introduced_in": c.introduced_in,
+                "parameters": c.parameters,
+                "dtype": ", ".join(c.dtypes),
+                "bytes": c.bytes,
+                "size": format_bytes(c.bytes) if c.bytes is not None else "",
+                "files": len(c.files),
+                "problems": "; ".join(c.problems),
+            }
+            for c in self.components
+        ]
+        return pd.DataFrame(rows).set_index("component")
+
+    def to_text(self) -> str:
+        """A plain table for terminals, logs and nbval."""
+        head = f"{self.pipeline_class or '?'} at {self.path}"
+        head += f" (diffusers {self.diffusers_version or 'not installed'}"
+        head += f", saved with {self.saved_with})" if self.saved_with else ")"
+        rows = [("component", "status", "class", "parameters", "dtype", "size")]
+        for c in self.components:
+            rows.append((
+                c.name,
+                c.status,
+                c.class_name or "-",
+                f"{c.parameters:,}" if c.parameters is not None else "-",
+                ",".join(c.dtypes) or "-",
+                format_bytes(c.bytes) if c.bytes is not None else "-",
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [head, *("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)]
+        lines.append(f"total: {self.total_parameters:,} parameters, {format_bytes(self.total_bytes)}")
+        lines += [f"problem: {p}" for p in self.all_problems]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _config_name(class_name: str | None) -> tuple[str, ...]:
+    name = class_name or ""
+    if name.endswith("Scheduler"):
+        return ("scheduler_config.json",)
+    if name.endswith(("Tokenizer", "TokenizerFast")):
+        return ("tokenizer_config.json", "tokenizer.json")
+    if name.endswith(("Processor", "FeatureExtractor")):
+        return ("preprocessor_config.json",)
+    return ("config.json",)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _inside(folder: Path, name: str) -> Path | None:
+    """The component folder if ``name`` stays inside ``folder``; None if it escapes."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
+        return None
+    return folder / name
+
+
+def _analyze_component(root: Path, name: str, library: str | None, class_name: str | None) -> ComponentInfo:
+    info = ComponentInfo(
+        name=name,
+        library=library,
+        class_name=class_name,
+        status="ok",
+        importable=class_available(library, class_name),
+        introduced_in=WAN_CLASS_INTRODUCED.get(class_name or ""),
+    )
+    problems: list[str] = []
+    if library is None and class_name is None:
+        return replace(info, status="optional")
+
+    folder = _inside(root, name)
+    if folder is None:
+        return replace(
+            info,
+            status="corrupt",
+            problems=(
+                f"model_index.json names component {name!r}, which points outside the model folder; "
+                "wan_nb does not follow it. Fix that entry in model_index.json.",
+            ),
+        )
+    try:
+        exists = folder.is_dir()
+        if exists:
+            folder.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop before Python 3.13
+        return replace(
+            info,
+            status="corrupt",
+            problems=(f"folder {name}/ cannot be opened ({exc}); replace it with a real folder.",),
+        )
+    if not exists:
+        return replace(
+            info,
+            status="missing",
+            problems=(
+                f"folder {name}/ is missing from {root}; download it again "
+                f"(e.g. `hf download <repo> --include '{name}/*' --local-dir {root}`).",
+            ),
+        )
+
+    files = sorted(_relative(p, root) for p in folder.iterdir() if p.is_file())
+    info = replace(info, files=tuple(files))
+
+    # config
+    candidates = _config_name(class_name)
+    config_path = next((folder / c for c in candidates if (folder / c).is_file()), None)
+    status = "ok"
+    if config_path is None:
+        problems.append(f"{name}/{candidates[0]} is missing; download it again.")
+        status = "missing"
+    elif config_path.suffix == ".json" and config_path.name != "tokenizer.json":
+        try:
+            info = replace(info, config=read_json(config_path, f"{name}/{config_path.name}"))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            status = "corrupt"
+
+    # weights: headers only
+    if info.has_weights:
+        try:
+            weights, _index = find_weight_files(folder)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            status = "missing" if isinstance(exc, MissingFileError) else "corrupt"
+            weights = []
+        else:
+            if not weights:
+                problems.append(
+                    f"{name}/ has no weight file (diffusion_pytorch_model.safetensors or model.safetensors); "
+                    "download the weights again."
+                )
+                status = "missing" if status == "ok" else status
+        params = nbytes = 0
+        dtypes: set[str] = set()
+        readable = bool(weights)
+        for weight in weights:
+            if weight.suffix != ".safetensors":
+                readable = False
+                problems.append(
+                    f"{_relative(weight, root)} is not safetensors, so its size was not read "
+                    "(wan_nb reads headers only; pickle files would have to be loaded)."
+                )
+                continue
+            try:
+                header = read_safetensors_header(weight)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+                status = "corrupt"
+                readable = False
+                continue
+            params += header.parameters
+            nbytes += header.data_bytes
+            dtypes.update(header.dtypes)
+        if readable:
+            info = replace(info, parameters=params, bytes=nbytes, dtypes=tuple(sorted(dtypes)))
+
+    if status == "ok" and not info.importable:
+        status = "unavailable"
+        problems.append(_unavailable_advice(library, class_name))
+    return replace(info, status=status, problems=tuple(problems))
+
+
+def _unavailable_advice(library: str | None, class_name: str | None) -> str:
+    installed = installed_version(library or "")
+    introduced = WAN_CLASS_INTRODUCED.get(class_name or "")
+    if installed is None:
+        return f"{library} is not installed; `pip install {library}`."
+    if introduced and not version_at_least(installed, introduced):
+        return (
+            f"{class_name} needs {library} >= {introduced} but {installed} is installed; "
+            f'`pip install -U "{library}>={introduced}"`.'
+        )
+    return (
+        f"{library} {installed} has no class {class_name}; upgrade {library} or load the "
+        "components with classes it has."
+    )
+
+
+def analyze_model_components(path: str | os.PathLike[str], *, deep: bool = False) -> ComponentReport:
+    """Analyse a diffusers model folder from its JSON files and safetensors headers.
+
+    Raises:
+        ModelFolderError: the path is missing, not a folder, or has no readable
+            ``model_index.json`` — nothing to analyse.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ModelFolderError(f"{root} does not exist; give the folder of a diffusers model.", root)
+    if not root.is_dir():
+        raise ModelFolderError(f"{root} is a file; give the folder that holds model_index.json.", root)
+    index_path = root / "model_index.json"
+    if not index_path.is_file():
+        raise ModelFolderError(
+            f"{root} has no model_index.json, so it is not a diffusers pipeline folder; give the folder "
+            "that `from_pretrained` would load (it holds model_index.json and one folder per component).",
+            root,
+        )
+    try:
+        index = read_json(index_path)
+    except CheckpointError as exc:
+        raise ModelFolderError(str(exc), index_path) from None
+
+    pipeline_class = index.get("_class_name") if isinstance(index.get("_class_name"), str) else None
+    problems: list[str] = []
+    pipeline_config: dict[str, Any] = {}
+    components: list[ComponentInfo] = []
+    for key, value in index.items():
+        if key in _PIPELINE_KEYS:
+            continue
+        if isinstance(value, list) and len(value) == 2 and all(v is None or isinstance(v, str) for v in value):
+            components.append(_analyze_component(root, key, value[0], value[1]))
+        elif isinstance(value, list):
+            problems.append(
+                f"model_index.json entry {key!r} should be [library, class] but is {value!r}; fix model_index.json."
+            )
+        else:
+            pipeline_config[key] = value
+
+    installed = installed_version("diffusers")
+    pipeline_importable = class_available("diffusers", pipeline_class)
+    if pipeline_class is None:
+        problems.append("model_index.json has no `_class_name`; add the pipeline class (e.g. WanPipeline).")
+    elif not pipeline_importable:
+        problems.append(f"pipeline {_unavailable_advice('diffusers', pipeline_class)}")
+    uses_wan22 = "boundary_ratio" in pipeline_config or pipeline_config.get("expand_timesteps") or any(
+        c.name == "transformer_2" and c.status != "optional" for c in components
+    )
+    if uses_wan22 and installed and not version_at_least(installed, WAN22_INTRODUCED):
+        problems.append(
+            f"this is a Wan 2.2 checkpoint (transformer_2 / boundary_ratio / expand_timesteps), which needs "
+            f'diffusers >= {WAN22_INTRODUCED}; {installed} is installed: `pip install -U "diffusers>={WAN22_INTRODUCED}"`.'
+        )
+
+    report = ComponentReport(
+        path=str(root),
+        pipeline_class=pipeline_class,
+        pipeline_importable=pipeline_importable,
+        diffusers_version=installed,
+        saved_with=index.get("_diffusers_version") if isinstance(index.get("_diffusers_version"), str) else None,
+        components=tuple(components),
+        pipeline_config=pipeline_config,
+        problems=tuple(problems),
+    )
+    if deep:
+        from ._deep import check_functional
+
+        report = replace(report, components=tuple(check_functional(root, c) for c in components), deep=True)
+    return report
+
+
+class ComponentAnalyzer:
+    """The seed's entry point, kept for its users: a thin wrapper over the functions above."""
+
+    def __init__(self, *, deep: bool = False):
+        self.deep = deep
+
+    def analyze(self, model_path: str | os.PathLike[str]) -> ComponentReport:
+        return analyze_model_components(model_path, deep=self.deep)
+
+    def analyze_component(self, model_path: str | os.PathLike[str], component: str) -> ComponentInfo:
+        """Analyse one named component of a model folder."""
+        report = self.analyze(model_path)
+        return report[component]
