@@ -37,3 +37,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext wan_nb``: register the magics and the failed-cell hook."""
+    from .notebook.magic import load_extension
+
+    load_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext wan_nb``: remove everything ``%load_ext wan_nb`` added."""
+    from .notebook.magic import unload_extension
+
+    unload_extension(ipython)
