@@ -56,3 +56,25 @@ def test_tiny_and_synth_write_folders(tmp_path, capsys):
     assert main(["tiny", str(tmp_path / "t"), "--variant", "wan2.1-t2v"]) == 0
     assert (tmp_path / "t" / "transformer" / "config.json").is_file()
     assert main(["analyze", str(tmp_path / "t")]) == 0
+
+
+def test_diagnose_file_and_stdin(tmp_path, capsys):
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.11/site-packages/diffusers/models/autoencoders/autoencoder_kl_wan.py", line 1, in decode\n'
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+        "23.64 GiB of which 1.00 GiB is free.\n"
+    )
+    assert main(["diagnose", str(log), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["category"] == "out_of_memory" and data["stage"] == "vae_decode"
+    assert data["suggested"][0] == "vae_tiling"
+    out = subprocess.run([sys.executable, "-m", "wan_nb.cli", "diagnose", "-"], input=log.read_text(),
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "out_of_memory" in out.stdout
+
+
+def test_diagnose_missing_file_exits_2(tmp_path, capsys):
+    assert main(["diagnose", str(tmp_path / "none.txt")]) == 2
+    assert "is not a file" in capsys.readouterr().err

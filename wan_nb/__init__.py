@@ -21,6 +21,8 @@ _EXPORTS: dict[str, str] = {
     "ComponentInfo": "wan_nb.components",
     "ComponentReport": "wan_nb.components",
     "analyze_model_components": "wan_nb.components",
+    "Diagnosis": "wan_nb.diagnose",
+    "diagnose": "wan_nb.diagnose",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -60,16 +60,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnose import diagnose
+    from .diagnose import diagnose_file
 
-    if args.file == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    diagnosis = diagnose(text)
+    if args.file != "-" and not Path(args.file).is_file():
+        raise CommandError(f"{args.file} is not a file; give a saved traceback or log, or - to read stdin")
+    diagnosis = diagnose_file(args.file)
     if args.json:
         _print_json(diagnosis.to_dict())
     else:

@@ -1,0 +1,405 @@
+"""wan_nb.diagnose: the labelled corpus, live exceptions, evidence, round trips, robustness."""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+import types
+import weakref
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wan_nb.diagnose import Diagnosis, diagnose, diagnose_file, diagnose_text
+from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
+
+CORPUS = Path(__file__).parent / "data" / "tracebacks"
+CASE_FILES = sorted(CORPUS.rglob("*.txt"))
+
+
+def read_case(path: Path) -> tuple[dict[str, str], str]:
+    """A case file: "# key: value" header lines, then the error text exactly as given."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    header: dict[str, str] = {}
+    i = 0
+    while i < len(lines) and lines[i].startswith("# ") and ":" in lines[i]:
+        key, value = lines[i][2:].split(":", 1)
+        header[key.strip()] = value.strip()
+        i += 1
+    return header, "\n".join(lines[i:])
+
+
+# --- the corpus ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.stem)
+def test_corpus_case(path):
+    header, text = read_case(path)
+    d = diagnose(text)
+    assert (d.category, d.stage) == (header["category"], header["stage"]), d.to_text()
+    if "component" in header:
+        assert d.component == header["component"], d.to_text()
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.stem)
+def test_corpus_diagnosis_is_well_formed(path):
+    _, text = read_case(path)
+    d = diagnose(text)
+    assert d.summary and d.next_steps
+    assert set(d.suggested) <= set(STRATEGY_NAMES)
+    assert len(set(d.suggested)) == len(d.suggested)
+    assert d.recoverable is (d.category not in ("accelerator_fault", "user_code", "unknown"))
+    assert all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in d.evidence.items())
+    assert Diagnosis.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+
+
+def test_corpus_labels_and_coverage():
+    headers = [read_case(p)[0] for p in CASE_FILES]
+    assert len(headers) >= 40
+    for h in headers:
+        assert h["category"] in CATEGORIES and h["stage"] in STAGES and h.get("source")
+    by_category = Counter(h["category"] for h in headers)
+    assert set(by_category) == set(CATEGORIES), set(CATEGORIES) - set(by_category)
+    assert all(n >= 2 for n in by_category.values()), by_category
+    captured = [h for h in headers if h["source"].startswith("captured")]
+    assert len(captured) >= 10
+    texts = "\n".join(read_case(p)[1] for p in CASE_FILES)
+    # The shapes the issue asks for are all there.
+    for shape in ("[rank0]:", "Exception during processing", "C:\\", "HIP out of memory", "MPS backend out of memory",
+                  "CUDA error: out of memory", "total capacity;", "budget", "Cell In[", "<ipython-input-",
+                  "device-side assert", "Killed", "HeaderTooLarge", "guidance_scale_2", "ftfy"):
+        assert shape in texts, shape
+
+
+# --- evidence ------------------------------------------------------------------------------------
+
+GiB, MiB = 2**30, 2**20
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.50 GiB. GPU 1 has a total capacity of 23.64 GiB"
+     " of which 1.25 GiB is free. Including non-PyTorch memory, this process has 22.38 GiB memory in use. Of the"
+     " allocated memory 20.00 GiB is allocated by PyTorch, and 1.50 GiB is reserved by PyTorch but unallocated.",
+     {"tried_to_allocate": int(2.5 * GiB), "total_capacity": int(23.64 * GiB), "free": int(1.25 * GiB),
+      "allocated_by_pytorch": 20 * GiB, "reserved_unallocated": int(1.5 * GiB), "device": "cuda:1"}),
+    ("RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 8.00 GiB total capacity; 7.21 GiB"
+     " already allocated; 0 bytes free; 7.31 GiB reserved in total by PyTorch)",
+     {"tried_to_allocate": 20 * MiB, "total_capacity": 8 * GiB, "free": 0, "reserved_by_pytorch": int(7.31 * GiB),
+      "device": "cuda:0"}),
+    ("torch.OutOfMemoryError: HIP out of memory. Tried to allocate 1.00 GiB. GPU 0 has a total capacity of 23.98 GiB"
+     " of which 512.00 MiB is free.", {"tried_to_allocate": GiB, "free": 512 * MiB, "device": "hip:0"}),
+    ("RuntimeError: MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB, max allowed:"
+     " 18.00 GB). Tried to allocate 256.00 MB on private pool.",  # MPS prints binary sizes as "GB"
+     {"tried_to_allocate": 256 * MiB, "total_capacity": 18 * GiB, "allocated_by_pytorch": 17 * GiB, "device": "mps"}),
+    ("torch.OutOfMemoryError: CPU out of memory under wan_nb.memory_budget: Tried to allocate 60.75 KiB; budget"
+     " 6.00 MiB; in use 5.96 MiB.", {"tried_to_allocate": int(60.75 * 1024), "budget": 6 * MiB,
+                                     "total_capacity": 6 * MiB, "in_use": int(5.96 * MiB),
+                                     "device": "cpu (memory budget)"}),
+    ("RuntimeError: [enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried"
+     " to allocate 283115520 bytes. Error code 12 (Cannot allocate memory)", {"tried_to_allocate": 283115520}),
+])
+def test_allocator_numbers_are_parsed(text, expected):
+    d = diagnose(text)
+    assert d.category in ("out_of_memory", "host_out_of_memory")
+    for key, value in expected.items():
+        assert d.evidence[key] == value, (key, d.evidence)
+
+
+def test_evidence_names_the_missing_class_and_versions():
+    d = diagnose("- 🤗 Diffusers version: 0.33.1\n\nImportError: cannot import name 'WanVACEPipeline' from 'diffusers'")
+    assert d.category == "pipeline_unavailable"
+    assert d.evidence["missing_class"] == "WanVACEPipeline"
+    assert d.evidence["installed_diffusers"] == "0.33.1"
+    assert d.evidence["required_diffusers"] == "0.34.0"
+    assert d.evidence["diffusers_too_old"] == "yes"
+    assert d.suggested[0] == "upgrade_library"
+
+
+def test_cuda_words_alone_are_not_an_oom():
+    fault = diagnose("RuntimeError: CUDA error: device-side assert triggered\nCUDA kernel errors might be "
+                     "asynchronously reported at some other API call.\nFor debugging consider passing "
+                     "CUDA_LAUNCH_BLOCKING=1")
+    assert fault.category == "accelerator_fault" and not fault.recoverable and not fault.suggested
+    assert "restart the kernel" in " ".join(fault.next_steps).lower()
+    assert diagnose("RuntimeError: CUDA error: out of memory\nCUDA kernel errors might be asynchronously "
+                    "reported").category == "out_of_memory"
+    assert diagnose("RuntimeError: Expected all tensors to be on the same device, but found at least two devices, "
+                    "cuda:0 and cpu!").category == "device_mismatch"
+
+
+@pytest.mark.parametrize(("stage", "first"), [
+    ("vae_decode", "vae_tiling"), ("denoise", "group_offload"), ("text_encode", "text_encoder_cpu"),
+])
+def test_oom_suggestions_follow_the_stage(stage, first):
+    frame = {
+        "vae_decode": '  File "/x/diffusers/models/autoencoders/autoencoder_kl_wan.py", line 1, in _decode\n',
+        "denoise": '  File "/x/diffusers/models/transformers/transformer_wan.py", line 1, in forward\n',
+        "text_encode": '  File "/x/diffusers/pipelines/wan/pipeline_wan.py", line 1, in encode_prompt\n',
+    }[stage]
+    d = diagnose(f"Traceback (most recent call last):\n{frame}torch.OutOfMemoryError: CUDA out of memory.")
+    assert (d.category, d.stage, d.suggested[0]) == ("out_of_memory", stage, first)
+
+
+def test_structural_suggestions():
+    assert diagnose("OSError: Error no file named config.json found in directory /m/vae.").suggested[:2] == (
+        "component_donor", "redownload")
+    assert diagnose("safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge"
+                    ).suggested[0] == "redownload"
+    assert diagnose("ImportError: cannot import name 'WanFooPipeline' from 'diffusers'").suggested[0] == (
+        "assemble_components")
+
+
+# --- live exceptions -----------------------------------------------------------------------------
+
+
+def _holds_no_live_objects(value, seen=None) -> bool:
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return True
+    seen.add(id(value))
+    if isinstance(value, (types.TracebackType, types.FrameType, BaseException)):
+        return False
+    if isinstance(value, Diagnosis):
+        return all(_holds_no_live_objects(getattr(value, f), seen) for f in value.__dataclass_fields__)
+    if isinstance(value, dict):
+        return all(_holds_no_live_objects(k, seen) and _holds_no_live_objects(v, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_holds_no_live_objects(v, seen) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _raise(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001 - whatever it raised is what we diagnose
+        return exc
+    raise AssertionError("expected an exception")
+
+
+def test_live_dtype_error():
+    import torch
+
+    lin = torch.nn.Linear(4, 4).to(torch.bfloat16)
+    exc = _raise(lambda: lin(torch.ones(1, 4)))
+    d = diagnose(exc)
+    assert d.category == "dtype_mismatch" and d.evidence["source"] == "exception"
+    assert _holds_no_live_objects(d)
+
+
+def test_live_import_error():
+    exc = _raise(lambda: __import__("wan_nb_no_such_package_x"))
+    d = diagnose(exc)
+    assert (d.category, d.evidence["missing_package"]) == ("missing_dependency", "wan-nb-no-such-package-x")
+    assert d.evidence["exception_type"] == "ModuleNotFoundError"
+    assert _holds_no_live_objects(d)
+
+
+def test_live_diffusers_oserror_on_empty_folder(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    exc = _raise(lambda: DiffusionPipeline.from_pretrained(tmp_path))
+    d = diagnose(exc)
+    assert (d.category, d.stage) == ("component_missing", "load")
+    assert d.evidence["missing_file"] == "model_index.json"
+    assert "from_pretrained" in d.evidence["frame"] or "load_config" in d.evidence["frame"]
+    assert _holds_no_live_objects(d)
+
+
+def test_live_missing_component_folder_is_named(tmp_path):
+    """diffusers names only the model root; the folder's model_index.json says what is gone."""
+    from diffusers import DiffusionPipeline
+
+    (tmp_path / "model_index.json").write_text(json.dumps({
+        "_class_name": "WanPipeline", "_diffusers_version": "0.35.0",
+        "transformer": ["diffusers", "WanTransformer3DModel"],
+    }))
+    exc = _raise(lambda: DiffusionPipeline.from_pretrained(tmp_path))
+    d = diagnose(exc)
+    assert (d.category, d.stage, d.component) == ("component_missing", "load", "transformer")
+    assert d.evidence["missing_components"] == "transformer"
+
+
+def test_live_chained_safetensors_error(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(64, 64)}, str(path))
+    path.write_bytes(path.read_bytes()[:100])
+
+    def load():
+        try:
+            load_file(str(path))
+        except Exception as exc:
+            raise OSError(f"Unable to load weights from checkpoint file for '{path}'") from exc
+
+    d = diagnose(_raise(load))
+    assert (d.category, d.stage) == ("weights_corrupt", "load")
+
+
+def test_live_budget_oom():
+    import torch
+
+    from wan_nb.memory.budget import memory_budget
+
+    def run():
+        with memory_budget("1MiB"):
+            torch.empty(4 * 2**20, dtype=torch.uint8)
+
+    d = diagnose(_raise(run))
+    assert d.category == "out_of_memory"
+    assert d.evidence["device"] == "cpu (memory budget)" and d.evidence["budget"] == 2**20
+    assert d.evidence["exception_type"] == "torch.OutOfMemoryError"
+
+
+def test_live_exception_frames_are_released():
+    """A Diagnosis must not keep the failed frame's locals (on a GPU: its tensors) alive."""
+
+    class Big:
+        pass
+
+    refs = []
+
+    def fail():
+        big = Big()
+        refs.append(weakref.ref(big))
+        raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    exc = _raise(fail)
+    d = diagnose(exc)
+    assert refs[0]() is not None  # the traceback still holds it ...
+    del exc
+    gc.collect()
+    assert refs[0]() is None  # ... and the diagnosis does not
+    assert d.category == "out_of_memory"
+
+
+def test_exc_info_tuple_and_text_agree():
+    try:
+        raise ValueError("`height` and `width` have to be divisible by 16 but are 500 and 888.")
+    except ValueError:
+        by_tuple = diagnose(sys.exc_info())
+        import traceback
+
+        by_text = diagnose(traceback.format_exc())
+    assert by_tuple.category == by_text.category == "invalid_input"
+
+
+def test_live_exception_group_uses_its_first_failure():
+    import builtins
+
+    group_type = getattr(builtins, "ExceptionGroup", None)
+    if group_type is None:  # pragma: no cover - Python 3.10
+        pytest.skip("ExceptionGroup needs Python 3.11")
+
+    def fail():
+        raise group_type("pipeline failed", [RuntimeError("CUDA error: device-side assert triggered")])
+
+    assert diagnose(_raise(fail)).category == "accelerator_fault"
+
+
+def test_from_dict_rejects_what_is_not_a_diagnosis():
+    with pytest.raises(ValueError, match="`category` must be one of"):
+        Diagnosis.from_dict({"category": "oom", "stage": "load"})
+
+
+# --- inputs, calling forms, never raising ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, 42, 3.5, object(), [], {"a": 1}, Path("x.log"), "", "   \n"])
+def test_garbage_is_unknown_with_a_reason(value):
+    d = diagnose(value)
+    assert (d.category, d.stage, d.recoverable) == ("unknown", "unknown", False)
+    assert d.evidence["reason"]
+
+
+def test_bytes_and_files(tmp_path, monkeypatch):
+    text = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.00 GiB."
+    assert diagnose(text.encode()).category == "out_of_memory"
+    assert diagnose(bytearray(text.encode())).category == "out_of_memory"
+    assert diagnose_text(text).category == "out_of_memory"
+    utf16 = tmp_path / "ps.log"  # what PowerShell's ">" writes
+    utf16.write_bytes(text.encode("utf-16"))
+    assert diagnose_file(utf16).category == "out_of_memory"
+    assert diagnose_file(str(tmp_path / "missing.log")).evidence["reason"].startswith("could not read")
+
+    class Stdin:
+        buffer = __import__("io").BytesIO(text.encode())
+
+    monkeypatch.setattr(sys, "stdin", Stdin)
+    assert diagnose_file("-").category == "out_of_memory"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=3000), st.binary(max_size=3000)))
+def test_never_raises_and_stays_in_the_vocabulary(value):
+    start = time.perf_counter()
+    d = diagnose(value)
+    assert time.perf_counter() - start < 0.25
+    assert d.category in CATEGORIES and d.stage in STAGES
+    assert Diagnosis.from_dict(d.to_dict()) == d
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([
+    "Traceback (most recent call last):", '  File "/x/autoencoder_kl_wan.py", line 3, in decode',
+    "    x = self.decoder(z)", "[rank0]: ", "Cell In[3], line 2", "----> 2 pipe(prompt)",
+    "torch.OutOfMemoryError: CUDA out of memory.", "During handling of the above exception, another exception "
+    "occurred:", "!!! Exception during processing !!!", "100%|██| 50/50 [00:10<00:00]", "", "Killed",
+]), max_size=40))
+def test_traceback_like_noise_never_raises(lines):
+    d = diagnose("\n".join(lines))
+    assert d.category in CATEGORIES and d.stage in STAGES
+
+
+@pytest.mark.parametrize("text", ["a" * 400_000, "7" * 400_000, "x " * 200_000, "a." * 200_000,
+                                  "RuntimeError: " + "Killed cuda error %| 12/50 " * 20_000,
+                                  "  File \"x.py\", line 1, in f\n" * 20_000])
+def test_huge_or_pathological_input_stays_fast(text):
+    start = time.process_time()
+    d = diagnose(text)
+    assert time.process_time() - start < 1.0
+    assert d.category in CATEGORIES
+
+
+# --- rendering, speed, imports -------------------------------------------------------------------
+
+
+def test_to_text_renders_sizes_and_round_trips():
+    d = diagnose(read_case(CORPUS / "oom_cuda_vae_decode_script.txt")[1])
+    text = str(d)
+    assert text.startswith("out_of_memory at vae_decode (vae)")
+    assert "tried_to_allocate: 3.52 GiB" in text and "Try: vae_tiling" in text
+    assert Diagnosis.from_dict(d.to_dict()) == d and d.to_dict()["suggested"][0] == "vae_tiling"
+
+
+def test_diagnose_is_fast_on_a_long_traceback():
+    _, body = read_case(CORPUS / "oom_cuda_vae_decode_script.txt")
+    lines = body.split("\n")
+    frames = "\n".join(lines[2:8] * 40)  # about 240 frame lines
+    text = "\n".join([lines[1], frames, *lines[8:]])
+    assert len(text.split("\n")) > 200
+    diagnose(text)
+    times = []
+    for _ in range(30):
+        # CPU time, not wall time: on a shared CI machine other processes inflate the latter.
+        start = time.process_time()
+        d = diagnose(text)
+        times.append(time.process_time() - start)
+    assert d.category == "out_of_memory"
+    assert statistics.median(times) < 0.005, statistics.median(times)
+
+
+def test_text_diagnosis_does_not_import_torch():
+    code = ("import sys; from wan_nb.diagnose import diagnose; "
+            "d = diagnose('torch.OutOfMemoryError: CUDA out of memory.'); "
+            "assert d.category == 'out_of_memory'; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
