@@ -215,10 +215,10 @@ def test_analysis_never_writes_into_the_model_folder(tiny_path, synth_path, mode
 
 def test_component_analyzer_seed_api(tiny_path):
     path = tiny_path("wan2.1-t2v")
-    info = ComponentAnalyzer().analyze_component(path, "vae")
-    assert info.name == "vae" and info.class_name == "AutoencoderKLWan" and info.status == "ok"
-    with pytest.raises(KeyError, match="no component 'nope'"):
-        ComponentAnalyzer().analyze_component(path, "nope")
+    analyzer = ComponentAnalyzer()
+    assert analyzer.analyze(path) == analyze_model_components(path)
+    info = analyzer.analyze_component(path, "vae")
+    assert info.component_type == "vae" and info.class_name == "AutoencoderKLWan" and info.is_functional
 
 
 def test_read_only_folder(tiny_path, model_copy):

@@ -394,17 +394,3 @@ def analyze_model_components(path: str | os.PathLike[str], *, deep: bool = False
         report = replace(report, components=tuple(check_functional(root, c) for c in components), deep=True)
     return report
 
-
-class ComponentAnalyzer:
-    """The seed's entry point, kept for its users: a thin wrapper over the functions above."""
-
-    def __init__(self, *, deep: bool = False):
-        self.deep = deep
-
-    def analyze(self, model_path: str | os.PathLike[str]) -> ComponentReport:
-        return analyze_model_components(model_path, deep=self.deep)
-
-    def analyze_component(self, model_path: str | os.PathLike[str], component: str) -> ComponentInfo:
-        """Analyse one named component of a model folder."""
-        report = self.analyze(model_path)
-        return report[component]

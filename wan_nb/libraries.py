@@ -11,7 +11,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
-import sys
 from functools import cache
 
 # The diffusers release that introduced each Wan class or feature (its changelog).
@@ -68,21 +67,25 @@ def _lazy_table_text(library: str) -> str:
         return ""
 
 
+@cache
 def class_available(library: str | None, class_name: str | None) -> bool:
-    """Whether ``from <library> import <class_name>`` would work in this environment."""
+    """Whether ``from <library> import <class_name>`` would work in this environment.
+
+    Cached: the answer only changes when packages are installed, which needs a restart.
+    """
     if not library or not class_name:
         return False
     if installed_version(library) is None and importlib.util.find_spec(library) is None:
         return False
-    module = sys.modules.get(library)
-    if module is None and f'"{class_name}"' in _lazy_table_text(library):
-        # diffusers (and older transformers) list every public name as a string literal
-        # in their lazy import table.
+    if f'"{class_name}"' in _lazy_table_text(library):
+        # diffusers lists every public name as a string literal in its lazy import table.
         return True
     try:
-        module = module or importlib.import_module(library)
-        if class_name in dir(module):
+        module = importlib.import_module(library)
+        # transformers' lazy module maps each class to its submodule; dir() would list the
+        # same names but costs most of a second.
+        if class_name in (getattr(module, "_class_to_module", None) or {}):
             return True
         return getattr(module, class_name, None) is not None  # aliases such as T5TokenizerFast
-    except Exception:  # noqa: BLE001 - any import failure means "not importable here"
+    except Exception:  # any import failure means "not importable here"
         return False
