@@ -78,3 +78,16 @@ def test_diagnose_file_and_stdin(tmp_path, capsys):
 def test_diagnose_missing_file_exits_2(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path / "none.txt")]) == 2
     assert "is not a file" in capsys.readouterr().err
+
+
+def test_estimate_json_and_bad_strategy(synth_path, capsys):
+    path = str(synth_path("wan2.1-t2v-1.3b"))
+    args = ["estimate", path, "--height", "480", "--width", "832", "--frames", "81"]
+    assert main([*args, "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--strategy", "model_cpu_offload+vae_tiling", "--json"]) == 0
+    offloaded = json.loads(capsys.readouterr().out)
+    assert plain["source"] == offloaded["source"] == "estimate"
+    assert offloaded["peak_bytes"] < plain["peak_bytes"]
+    assert main([*args, "--strategy", "bogus"]) == 2
+    assert "Unknown memory strategy `bogus`" in capsys.readouterr().err

@@ -1,0 +1,37 @@
+"""Device memory: measure it (``measure``), cap it (``memory_budget``), predict it (``estimate_memory``).
+
+``import wan_nb.memory`` does not import torch; each name is resolved on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "measure": "wan_nb.memory.meter",
+    "Measurement": "wan_nb.memory.meter",
+    "Meter": "wan_nb.memory.meter",
+    "memory_budget": "wan_nb.memory.budget",
+    "MemoryBudget": "wan_nb.memory.budget",
+    "estimate_memory": "wan_nb.memory.estimate",
+    "MemoryEstimate": "wan_nb.memory.estimate",
+    "reduce_frames": "wan_nb.memory.estimate",
+    "reduce_resolution": "wan_nb.memory.estimate",
+    "parse_strategy": "wan_nb.memory.estimate",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wan_nb.memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,609 @@
+"""Predict a Wan pipeline call's peak device memory, per stage and per memory strategy.
+
+``estimate_memory(report, settings, strategy=None, device="cuda")`` reads the component
+report (exact parameter counts from the safetensors headers, the configs) and the generation
+settings, and walks the call stage by stage — text encoding, (image-to-video: VAE encoding),
+denoising, VAE decoding, post-processing — adding up what is on the device in each:
+
+- **weights** resident there, in the dtype the pipeline holds them in (``settings.dtype``;
+  the VAE in float32, as diffusers' Wan examples load it; the transformer's norms and time
+  embedding stay float32 as diffusers keeps them), changed by the strategy: offloading
+  decides which models (or blocks, or layers) are on the device in each stage, float8
+  storage and quantization shrink the bytes per parameter;
+- **activations** of the stage's model for one forward pass (see
+  ``wan_nb.memory._activations``: first-principles features, fitted coefficients);
+- **held** tensors that outlive their stage: prompt embeddings, latents and the scheduler's
+  history, the decoded video.
+
+Only the activation coefficients are fitted (``wan_nb/data/calibration.json``, made by
+``benchmarks/calibrate.py``); every other number is counted from the headers, the configs
+and diffusers' code. ``device="cpu"`` predicts what ``wan_nb.measure`` sees on a CPU, where
+every model lives in the same memory and offloading saves nothing; the default predicts an
+accelerator's tensor memory (``torch.cuda.max_memory_allocated``) — a strategy that needs an
+accelerator is estimated for one even when the estimate is made on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from wan_nb.memory import _activations as A
+from wan_nb.settings import GenerationSettings
+from wan_nb.units import format_bytes
+from wan_nb.vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES
+
+__all__ = ["MemoryEstimate", "estimate_memory", "parse_strategy", "reduce_frames", "reduce_resolution"]
+
+STAGE_ORDER = ("text_encode", "vae_encode", "denoise", "vae_decode", "postprocess")
+_ESTIMABLE = MEMORY_STRATEGIES + DEGRADED_STRATEGIES
+_PLACEMENT = ("model_cpu_offload", "group_offload", "sequential_cpu_offload", "balanced_device_map")
+
+# diffusers' WanTransformer3DModel._keep_in_fp32_modules: kept float32 whatever torch_dtype.
+_WAN_KEEP_FP32 = ("rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3")
+# diffusers' layerwise casting skips these: DEFAULT_SKIP_MODULES_PATTERN, the model's
+# _keep_in_fp32_modules and WanTransformer3DModel._skip_layerwise_casting_patterns.
+_LAYERWISE_SKIP = re.compile(
+    r"pos_embed|patch_embed|norm|^proj_in$|^proj_out$|patch_embedding|condition_embedder|" + "|".join(_WAN_KEEP_FP32)
+)
+_EMBEDDINGS = ("shared", "embed_tokens", "embedding", "wte", "position_embedding")
+# bitsandbytes: int8 is one byte per weight plus a float32 scale per row; NF4 half a byte plus
+# a float32 absmax per 64 weights (no double quantization, as wan_nb's strategy loads it).
+_NF4_BYTES = 0.5 + 4 / 64
+_HEADROOM_NOTE = (
+    "Accelerator figures are tensor memory, as torch.cuda.max_memory_allocated counts it; the CUDA "
+    "context (0.3-1 GiB) and the caching allocator's reserve come on top."
+)
+
+
+# ------------------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """A predicted peak (never a measurement): total, per stage, and what each stage holds.
+
+    ``by_stage["weights"]`` is what sits on the device before the call (0 under the
+    offloads); every other ``by_stage[s]`` is the predicted highest level during stage ``s``,
+    weights included, so it compares with ``Measurement.by_stage``. ``parts[s]`` splits it
+    into weights, activations and held tensors. ``settings`` are the settings estimated —
+    those ``fewer_frames`` / ``lower_resolution`` choose — and ``requested_settings`` the
+    ones asked for when they differ.
+    """
+
+    peak_bytes: int
+    by_stage: dict[str, int]
+    strategy: str
+    settings: GenerationSettings
+    device: str
+    assumptions: tuple[str, ...] = ()
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
+    peak_stage: str = ""
+    requested_settings: GenerationSettings | None = None
+    source: str = "estimate"
+
+    def __post_init__(self) -> None:
+        if self.source != "estimate":
+            raise ValueError(f"A `MemoryEstimate` holds predictions only, got source={self.source!r}.")
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.by_stage.get("weights", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peak_bytes": self.peak_bytes,
+            "peak_stage": self.peak_stage,
+            "by_stage": dict(self.by_stage),
+            "parts": {k: dict(v) for k, v in self.parts.items()},
+            "strategy": self.strategy,
+            "settings": self.settings.to_dict(),
+            "requested_settings": self.requested_settings.to_dict() if self.requested_settings else None,
+            "device": self.device,
+            "assumptions": list(self.assumptions),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryEstimate:
+        requested = data.get("requested_settings")
+        return cls(
+            peak_bytes=int(data["peak_bytes"]),
+            by_stage={str(k): int(v) for k, v in data.get("by_stage", {}).items()},
+            strategy=str(data.get("strategy", "none")),
+            settings=GenerationSettings.from_dict(data.get("settings") or {}),
+            device=str(data.get("device", "cuda")),
+            assumptions=tuple(data.get("assumptions") or ()),
+            parts={str(k): {str(a): int(b) for a, b in v.items()} for k, v in (data.get("parts") or {}).items()},
+            peak_stage=str(data.get("peak_stage", "")),
+            requested_settings=GenerationSettings.from_dict(requested) if requested else None,
+            source=str(data.get("source", "estimate")),
+        )
+
+    def to_frame(self):
+        """One row per stage (weights, activations, held, peak), as a pandas DataFrame."""
+        import pandas as pd
+
+        rows = [
+            {"stage": stage, **{k: part.get(k, 0) for k in ("weights", "activations", "held")}, "peak_bytes": self.by_stage[stage]}
+            for stage, part in self.parts.items()
+        ]
+        return pd.DataFrame(rows, columns=["stage", "weights", "activations", "held", "peak_bytes"])
+
+    def to_text(self) -> str:
+        s = self.settings
+        lines = [
+            f"Estimated peak on {self.device}: {format_bytes(self.peak_bytes)} ({self.peak_stage}), "
+            f"strategy: {self.strategy}",
+            f"  {s.height}x{s.width}, {s.num_frames} frames ({s.latent_frames} latent), {s.num_inference_steps} steps, "
+            f"{'CFG ' if s.cfg else ''}{s.dtype}, batch {s.batch_size}",
+        ]
+        if self.requested_settings is not None and self.requested_settings != s:
+            r = self.requested_settings
+            lines.append(f"  (asked for {r.height}x{r.width}, {r.num_frames} frames; the strategy reduces them)")
+        lines.append(f"  {'stage':<12} {'weights':>11} {'activations':>12} {'held':>11} {'peak':>11}")
+        for stage, part in self.parts.items():
+            lines.append(
+                f"  {stage:<12} {format_bytes(part.get('weights', 0)):>11} {format_bytes(part.get('activations', 0)):>12} "
+                f"{format_bytes(part.get('held', 0)):>11} {format_bytes(self.by_stage[stage]):>11}"
+            )
+        lines.append("Assumptions:")
+        lines.extend(f"  - {a}" for a in self.assumptions)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+# ------------------------------------------------------------------------------ strategies
+def parse_strategy(strategy: str | None) -> tuple[str, ...]:
+    """``None``/``"none"`` -> ``()``; ``"a+b"`` -> ``("a", "b")``, checked against the catalogue."""
+    if strategy is None:
+        return ()
+    if not isinstance(strategy, str):
+        strategy = getattr(strategy, "name", None) or str(strategy)
+    text = strategy.strip()
+    if text in ("", "none"):
+        return ()
+    parts = tuple(p.strip() for p in text.split("+"))
+    for part in parts:
+        if part not in _ESTIMABLE:
+            raise ValueError(
+                f"Unknown memory strategy `{part}` in `strategy={strategy!r}`. "
+                f"Valid: none, {', '.join(_ESTIMABLE)} (combine with '+')."
+            )
+    try:  # the catalogue knows which strategies cannot be combined, and why
+        from wan_nb.strategies import parse_strategy as _catalogue_parse
+    except ImportError:  # pragma: no cover - the catalogue ships with wan_nb
+        return parts
+    _catalogue_parse(text)
+    return parts
+
+
+def reduce_frames(settings: GenerationSettings, temporal: int = 4) -> GenerationSettings | None:
+    """The next valid smaller clip (about half the latent frames, still ``4k + 1``); None at the minimum."""
+    from wan_nb.strategies import sizes
+
+    return sizes.reduce_frames(settings, temporal)
+
+
+def reduce_resolution(settings: GenerationSettings, vae_factor: int = 8, patch: int = 2) -> GenerationSettings | None:
+    """The next valid smaller size (3/4 of each side, sides multiples of VAE factor x patch); None at the minimum."""
+    from wan_nb.strategies import sizes
+
+    return sizes.reduce_resolution(settings, sizes.side_multiple(vae_factor, patch))
+
+
+# ------------------------------------------------------------------------------ weights
+@dataclass
+class _Weights:
+    """Resident bytes of one component under the strategy's dtypes."""
+
+    total: int = 0
+    unmatched: int = 0  # outside the top-level block lists (group offloading's always-on group)
+    blocks: list[int] = field(default_factory=list)
+    largest_leaf: int = 0  # the largest single module (sequential offloading)
+    largest_cast: int = 0  # the largest float8-stored layer, upcast while it runs
+    exact: bool = True
+
+
+@lru_cache(maxsize=64)
+def _tensor_table(files: tuple[str, ...]) -> tuple[tuple[str, int, tuple[int, ...]], ...] | None:
+    """(name, numel, shape) of every tensor in these safetensors files, from their headers only."""
+    from wan_nb.checkpoint import CheckpointError, read_safetensors_header
+
+    table: list[tuple[str, int, tuple[int, ...]]] = []
+    try:
+        for path in files:
+            header = read_safetensors_header(path)
+            table.extend((name, info.numel, tuple(info.shape)) for name, info in header.tensors.items())
+    except (CheckpointError, OSError):
+        return None
+    return tuple(table) if table else None
+
+
+def _component_files(report: Any, info: Any) -> tuple[str, ...]:
+    root = Path(getattr(report, "path", "") or "")
+    return tuple(str(root / f) for f in (info.files or ()) if str(f).endswith(".safetensors"))
+
+
+def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
+    """Resident bytes of a component; ``mode`` is None, ``"fp8"``, ``"int8"`` or ``"nf4"``."""
+    base = A.DTYPE_BYTES[dtype]
+    is_transformer = info.name.startswith("transformer")
+    keep_fp32 = is_transformer and dtype != "float32"
+    # transformers keeps T5's `wo` in float32 only for float16 loads.
+    keep_wo = info.name.startswith("text_encoder") and dtype == "float16"
+    table = _tensor_table(_component_files(report, info))
+    if table is None:
+        return _weights_from_totals(info, base)
+
+    modules: dict[str, list[tuple[str, int, tuple[int, ...]]]] = {}
+    for name, numel, shape in table:
+        module, _, leaf = name.rpartition(".")
+        modules.setdefault(module, []).append((leaf, numel, shape))
+    w = _Weights()
+    blocks: dict[int, int] = {}
+    for module, tensors in modules.items():
+        parts = module.split(".")
+        # A Linear or Conv layer: a weight of two or more dimensions (embeddings excluded by name).
+        weight_2d = any(leaf == "weight" and len(shape) >= 2 for leaf, _, shape in tensors) and parts[-1] not in _EMBEDDINGS
+        fp32 = (keep_fp32 and any(p in _WAN_KEEP_FP32 for p in parts)) or (keep_wo and "wo" in parts)
+        per = 4 if fp32 else base
+        layer = weight_2d and not fp32 and not _LAYERWISE_SKIP.search(module)
+        nbytes = 0.0
+        for leaf, numel, _ in tensors:
+            if mode == "fp8" and layer:
+                nbytes += numel
+            elif mode in ("int8", "nf4") and layer and leaf == "weight":
+                nbytes += numel * (1 if mode == "int8" else _NF4_BYTES)
+            else:
+                nbytes += numel * per
+        if mode == "int8" and layer:
+            # a float32 scale per output row
+            nbytes += 4 * sum(shape[0] for leaf, _, shape in tensors if leaf == "weight")
+        nbytes = int(nbytes)
+        w.total += nbytes
+        w.largest_leaf = max(w.largest_leaf, nbytes)
+        if mode == "fp8" and layer:
+            w.largest_cast = max(w.largest_cast, sum(n for _, n, _ in tensors) * base)
+        if is_transformer and len(parts) >= 2 and parts[0] == "blocks" and parts[1].isdigit():
+            blocks[int(parts[1])] = blocks.get(int(parts[1]), 0) + nbytes
+        else:
+            w.unmatched += nbytes
+    w.blocks = [blocks[i] for i in sorted(blocks)]
+    return w
+
+
+def _weights_from_totals(info: Any, base: int) -> _Weights:
+    """Without readable headers: totals from the report, blocks split evenly (approximate)."""
+    params = info.parameters or (info.bytes or 0) // 4
+    total = int(params * base)
+    w = _Weights(total=total, unmatched=total, largest_leaf=total, exact=False)
+    layers = int((info.config or {}).get("num_layers") or 0)
+    if info.name.startswith("transformer") and layers:
+        per_block = int(total * 0.97) // layers
+        w.blocks = [per_block] * layers
+        w.unmatched = total - per_block * layers
+        D, F, _ = A.transformer_width(info.config)
+        w.largest_leaf = D * F * base
+    return w
+
+
+# ------------------------------------------------------------------------------ the estimate
+def _as_report(report: Any) -> Any:
+    if isinstance(report, (str, os.PathLike)):
+        from wan_nb.components import analyze_model_components
+
+        return analyze_model_components(report)
+    if isinstance(report, dict):
+        from wan_nb.components import ComponentReport
+
+        return ComponentReport.from_dict(report)
+    if not hasattr(report, "components"):
+        raise TypeError(
+            f"`report` must be a ComponentReport (wan_nb.analyze_model_components) or a model folder, "
+            f"got {type(report).__name__}."
+        )
+    return report
+
+
+def _weight_components(report: Any) -> dict[str, Any]:
+    found = {}
+    for info in report.components:
+        if not info.has_weights or info.class_name is None:
+            continue
+        if info.parameters is None and info.bytes is None:
+            continue
+        found[info.name] = info
+    return found
+
+
+def _half(device: str) -> str:
+    # As the half_precision strategy picks it: float16 on MPS, bfloat16 elsewhere (the
+    # catalogue also picks float16 on CUDA cards without bfloat16, which it can only see there).
+    return "float16" if device.startswith("mps") else "bfloat16"
+
+
+def estimate_memory(
+    report: Any,
+    settings: GenerationSettings | None = None,
+    strategy: str | None = None,
+    *,
+    device: str = "cuda",
+    vae_dtype: str | None = None,
+    output_type: str = "np",
+) -> MemoryEstimate:
+    """Predict the peak device memory of one pipeline call.
+
+    Args:
+        report: a ``ComponentReport`` (``wan_nb.analyze_model_components``), its ``to_dict()``,
+            or a model folder (analysed here).
+        settings: the call; default ``GenerationSettings()`` (480x832, 81 frames, bfloat16).
+        strategy: ``None``/``"none"``, a memory strategy (``"vae_tiling"``) or a combination
+            (``"model_cpu_offload+vae_tiling"``); ``fewer_frames``/``lower_resolution``
+            estimate the settings those strategies would choose.
+        device: ``"cuda"`` (default; also ``"mps"``, ``"xpu"``) for an accelerator's tensor
+            memory, ``"cpu"`` for what ``wan_nb.measure`` sees on a CPU.
+        vae_dtype: the VAE's dtype; default float32 (diffusers' Wan examples), the
+            half-precision dtype under ``half_precision``.
+        output_type: the call's ``output_type``; ``"latent"`` skips the VAE decode and the
+            post-processing, as the pipeline does.
+    """
+    report = _as_report(report)
+    settings = settings or GenerationSettings()
+    if not isinstance(settings, GenerationSettings):
+        raise TypeError(f"`settings` must be a wan_nb.GenerationSettings, got {type(settings).__name__}.")
+    parts = parse_strategy(strategy)
+    device = str(device)
+    on_cpu = device.split(":", 1)[0] == "cpu"
+    assumptions: list[str] = []
+    comps = _weight_components(report)
+    tf_info = comps.get("transformer") or comps.get("transformer_2")
+    vae_info = comps.get("vae")
+    if tf_info is None or vae_info is None:
+        missing = [n for n, c in (("transformer", tf_info), ("vae", vae_info)) if c is None]
+        raise ValueError(
+            f"Cannot estimate {getattr(report, 'path', 'this model')}: the report has no weights for "
+            f"{', '.join(missing)}. Fix the components first (wan_nb.analyze_model_components shows what is wrong)."
+        )
+    tf_cfg, vae_cfg = dict(tf_info.config or {}), dict(vae_info.config or {})
+    temporal, spatial, _ = A.vae_factors(vae_cfg)
+    patch = A._patch(tf_cfg)[1]
+
+    # -- the settings the degraded strategies would choose --------------------------------
+    requested = settings
+    if "fewer_frames" in parts:
+        smaller = reduce_frames(settings, temporal)
+        if smaller is None:
+            assumptions.append("fewer_frames: the clip is already the shortest wan_nb reduces to; frames unchanged.")
+        settings = smaller or settings
+    if "lower_resolution" in parts:
+        smaller = reduce_resolution(settings, spatial, patch)
+        if smaller is None:
+            assumptions.append("lower_resolution: the size is already the smallest valid one; unchanged.")
+        settings = smaller or settings
+
+    # -- dtypes ------------------------------------------------------------------------------
+    compute = settings.dtype
+    vae_dt = vae_dtype or "float32"
+    if "half_precision" in parts or any(p.startswith("quantize") for p in parts):
+        if compute == "float32":
+            compute = _half(device)
+        vae_dt = vae_dtype or compute
+    if vae_dt not in A.DTYPE_BYTES:
+        raise ValueError(f"`vae_dtype` must be one of {', '.join(A.DTYPE_BYTES)}, got {vae_dtype!r}.")
+    b, vb = A.DTYPE_BYTES[compute], A.DTYPE_BYTES[vae_dt]
+
+    # -- weights per component ---------------------------------------------------------------
+    quant = "int8" if "quantize_int8" in parts else "nf4" if "quantize_nf4" in parts else None
+    weights: dict[str, _Weights] = {}
+    for name, info in comps.items():
+        mode = None
+        if name.startswith("transformer"):
+            mode = "fp8" if "layerwise_fp8" in parts else quant
+        elif name.startswith("text_encoder"):
+            mode = quant
+        weights[name] = _weights(report, info, vae_dt if name.startswith("vae") else compute, mode)
+    if not all(w.exact for w in weights.values()):
+        rough = ", ".join(n for n, w in weights.items() if not w.exact)
+        assumptions.append(f"Weights of {rough}: the headers could not be read; totals from the report, blocks split evenly.")
+
+    # -- activations per stage ---------------------------------------------------------------
+    batch = settings.batch_size
+    z, lat_t, lat_h, lat_w = A.latent_shape(vae_cfg, settings.num_frames, settings.height, settings.width)
+    n_tokens = A.tokens(tf_cfg, lat_t, lat_h, lat_w)
+    expand = bool((report.pipeline_config or {}).get("expand_timesteps"))
+    image_to_video = "ImageToVideo" in (report.pipeline_class or "")
+    te_info = comps.get("text_encoder")
+    te_cfg = dict(te_info.config or {}) if te_info else {}
+    L = settings.max_sequence_length
+    act: dict[str, int] = {}
+    if te_info is not None:
+        act["text_encode"] = A.predict("text_encoder", A.text_encoder_features(te_cfg, L, b))
+    if image_to_video:
+        act["vae_encode"] = A.predict(
+            f"{A.vae_family(vae_cfg)}_encode",
+            A.vae_encode_features(vae_cfg, settings.num_frames, settings.height, settings.width, vb),
+        )
+    act["denoise"] = batch * A.predict("transformer", A.transformer_features(tf_cfg, n_tokens, b, expand))
+    if "layerwise_fp8" in parts:
+        act["denoise"] += max(weights[n].largest_cast for n in weights if n.startswith("transformer"))
+    frames_out = (lat_t - 1) * temporal + 1
+    if "vae_tiling" in parts:
+        tiling = _tiling_kwargs(settings, spatial, device)
+        one_video = A.vae_tiled_decode_bytes(vae_cfg, frames_out, settings.height, settings.width, vb, tiling)
+        layout = A.tile_layout(vae_cfg, settings.height, settings.width, tiling)
+        if layout["tiled"]:
+            assumptions.append(
+                f"vae_tiling: {layout['count']} tiles of at most {layout['tile_h']}x{layout['tile_w']} px "
+                "(diffusers' tiled_decode keeps every decoded tile until it blends them)."
+            )
+        else:
+            assumptions.append("vae_tiling: the video is no larger than one tile, so the VAE decodes it whole.")
+    else:
+        one_video = A.vae_decode_bytes(vae_cfg, frames_out, settings.height, settings.width, vb)
+    # Without slicing the VAE decodes the whole batch at once; with it, one video at a time.
+    act["vae_decode"] = one_video * (1 if "vae_slicing" in parts else batch)
+    video = A.video_bytes(frames_out, settings.height, settings.width, vb) * batch
+    # normalise to [0, 1] and clamp: two more copies; a float32 copy for numpy if the VAE is not.
+    act["postprocess"] = int(2 * video + (A.video_bytes(frames_out, settings.height, settings.width, 4) * batch if vb != 4 else 0))
+
+    if output_type == "latent":
+        del act["vae_decode"], act["postprocess"]
+
+    # -- held between stages -------------------------------------------------------------------
+    d_text = int(te_cfg.get("d_model", tf_cfg.get("text_dim", 4096)))
+    embeds = (2 if settings.cfg else 1) * batch * L * d_text * b
+    latent = z * lat_t * lat_h * lat_w * 4 * batch
+    # latents + the transformer's input copy + both predictions + UniPC's history (order 2)
+    # + the step's temporaries: eight latent-sized float32 tensors. Image-to-video also holds
+    # the encoded condition (latent channels + 4 mask channels).
+    denoise_held = 8 * latent + (latent * (z + 4) // z if image_to_video else 0)
+    held = {
+        "text_encode": 0,
+        "vae_encode": embeds,
+        "denoise": embeds + denoise_held,
+        "vae_decode": embeds + 3 * latent,
+        "postprocess": embeds + int(video),
+    }
+
+    # -- weights on the device in each stage -----------------------------------------------------
+    stages = [s for s in STAGE_ORDER if s in act]
+    resident, baseline, notes = _placement(parts, weights, stages, image_to_video, on_cpu, device)
+    assumptions.extend(notes)
+    if "text_encoder_cpu" in parts and not on_cpu:
+        act["text_encode"] = 0
+
+    by_stage: dict[str, int] = {"weights": int(baseline)}
+    detail: dict[str, dict[str, int]] = {}
+    for stage in stages:
+        detail[stage] = {"weights": int(resident[stage]), "activations": int(act[stage]), "held": int(held[stage])}
+        by_stage[stage] = int(resident[stage] + act[stage] + held[stage])
+    peak_stage = max(stages, key=lambda s: by_stage[s])
+    peak = max(by_stage[peak_stage], by_stage["weights"])
+
+    calib = A.calibration()
+    assumptions[:0] = [
+        f"Weights: parameter counts from the safetensors headers, held in {compute} (VAE {vae_dt}; the "
+        "transformer's norms and time embedding in float32, as diffusers keeps them).",
+        "Activations: first-principles sizes (tokens, widths, pixels, channels) times coefficients fitted "
+        "to CPU measurements of small Wan models (wan_nb/data/calibration.json, made by benchmarks/calibrate.py "
+        f"with torch {calib.get('environment', {}).get('torch', '?')}); one forward pass at a time, batch {batch}.",
+        f"Tokens: {lat_t} latent frames x {lat_h // patch} x {lat_w // patch} = {n_tokens} per pass"
+        + (" (expand_timesteps: a timestep per token)" if expand else "")
+        + ". Classifier-free guidance runs the two passes one after the other in diffusers: it doubles the "
+        "time, not the activations.",
+    ]
+    if not on_cpu:
+        assumptions.append(_HEADROOM_NOTE)
+    return MemoryEstimate(
+        peak_bytes=int(peak),
+        by_stage=by_stage,
+        strategy="+".join(parts) if parts else "none",
+        settings=settings,
+        device=device,
+        assumptions=tuple(assumptions),
+        parts=detail,
+        peak_stage=peak_stage,
+        requested_settings=requested if requested != settings else None,
+    )
+
+
+def _tiling_kwargs(settings: GenerationSettings, spatial: int, device: str) -> dict[str, int]:
+    """The tile sizes wan_nb's vae_tiling strategy sets (diffusers' defaults for large videos)."""
+    try:
+        from wan_nb.strategies import StrategyContext, tiling_kwargs
+    except ImportError:  # pragma: no cover - the catalogue ships with wan_nb
+        return {}
+    return tiling_kwargs(StrategyContext(device=device, settings=settings), spatial)
+
+
+def _placement(
+    parts: tuple[str, ...],
+    weights: dict[str, _Weights],
+    stages: list[str],
+    image_to_video: bool,
+    on_cpu: bool,
+    device: str,
+) -> tuple[dict[str, int], int, list[str]]:
+    """Weights on the device in each stage, those there before the call, and what was assumed."""
+    total = sum(w.total for w in weights.values())
+    runner = {  # the model whose forward makes each stage
+        "text_encode": [n for n in weights if n.startswith(("text_encoder", "image_encoder"))],
+        "vae_encode": ["vae"],
+        "denoise": [n for n in weights if n.startswith("transformer")],
+        "vae_decode": ["vae"],
+        "postprocess": [],
+    }
+    placement = next((p for p in parts if p in _PLACEMENT), None)
+    notes: list[str] = []
+    if on_cpu:
+        if placement or "text_encoder_cpu" in parts:
+            notes.append("On the CPU every model lives in the same memory: offloading moves nothing out of it.")
+        return dict.fromkeys(stages, total), total, notes
+
+    if placement is None:
+        on_device = total - sum(w.total for n, w in weights.items() if n.startswith("text_encoder") and "text_encoder_cpu" in parts)
+        if "text_encoder_cpu" in parts:
+            notes.append("text_encoder_cpu: the text encoder never reaches the device; the embeddings do.")
+        return dict.fromkeys(stages, on_device), on_device, notes
+
+    if placement == "model_cpu_offload":
+        # accelerate's chained hooks: calling a model onloads it and offloads the one before it
+        # in model_cpu_offload_seq. Out-of-order calls (the I2V pipeline's vae.encode before the
+        # transformer) leave models behind, as they do in diffusers.
+        order = [n for n in ("text_encoder", "image_encoder", "transformer", "transformer_2", "vae") if n in weights]
+        calls = [("text_encode", n) for n in runner["text_encode"]]
+        if image_to_video:
+            calls.append(("vae_encode", "vae"))
+        calls += [("denoise", n) for n in runner["denoise"]] + [("vae_decode", "vae"), ("postprocess", None)]
+        on: set[str] = set()
+        resident = dict.fromkeys(stages, 0)
+        for stage, model in calls:
+            if model is not None:
+                on.add(model)
+                i = order.index(model)
+                if i > 0:
+                    on.discard(order[i - 1])
+            if stage in resident:
+                resident[stage] = max(resident[stage], sum(weights[n].total for n in on))
+        notes.append("model_cpu_offload: one model on the device at a time, moved there when it runs (accelerate's hooks).")
+        return resident, 0, notes
+
+    if placement == "group_offload":
+        # Block-level groups of one block; with CUDA streams (wan_nb uses them on CUDA only)
+        # the next block is prefetched while this one runs.
+        prefetch = 2 if device.startswith("cuda") else 1
+        resident = dict.fromkeys(stages, 0)
+        for stage in stages:
+            for name in runner[stage]:
+                w = weights[name]
+                need = w.unmatched + prefetch * max(w.blocks, default=0) if w.blocks else w.total
+                resident[stage] = max(resident[stage], need)
+        notes.append(
+            f"group_offload (block level, one block per group{', CUDA streams' if prefetch == 2 else ''}): the "
+            f"running model's non-block weights plus {prefetch} block(s); models without top-level block lists "
+            "(the UMT5 text encoder, the VAE) are moved whole."
+        )
+        return resident, 0, notes
+
+    if placement == "sequential_cpu_offload":
+        resident = dict.fromkeys(stages, 0)
+        for stage in stages:
+            resident[stage] = max((weights[n].largest_leaf for n in runner[stage]), default=0)
+        notes.append("sequential_cpu_offload: one module's weights on the device at a time (the largest counted).")
+        return resident, 0, notes
+
+    # balanced_device_map: the transformer(s) on one GPU, the other models on another; the
+    # busiest GPU's figure is reported.
+    denoisers = sum(w.total for n, w in weights.items() if n.startswith("transformer"))
+    rest = total - denoisers
+    resident = {s: (denoisers if s == "denoise" else rest) for s in stages}
+    notes.append(
+        "balanced_device_map: assumed two GPUs, the transformer(s) on one and the other models on the other; "
+        "figures are for the GPU each stage runs on."
+    )
+    return resident, max(denoisers, rest), notes
