@@ -33,7 +33,7 @@ status=0
 .venv/bin/python -m pytest -q || status=$?
 .venv/bin/ruff check wan_nb tests benchmarks || status=$?
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
-  .venv/bin/python -m pytest -q --nbval notebooks/ || status=$?
+  .venv/bin/python -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/ || status=$?
 else
   echo "no notebooks yet: nbval skipped"
 fi

@@ -132,6 +132,12 @@ class MemoryEstimate:
         ]
         return pd.DataFrame(rows, columns=["stage", "weights", "activations", "held", "peak_bytes"])
 
+    def plot(self):
+        """The per-stage breakdown as a matplotlib Figure (matplotlib only, no IPython)."""
+        from wan_nb.plots import plot_report
+
+        return plot_report(self)
+
     def to_text(self) -> str:
         s = self.settings
         lines = [
