@@ -11,8 +11,8 @@ pytest.importorskip("IPython")
 
 def _report(winner: str | None = "vae_tiling"):
     from wan_nb.diagnose import Diagnosis
-    from wan_nb.plan import plan
-    from wan_nb.recover import Attempt, RecoveryReport
+    from wan_nb.planning import plan
+    from wan_nb.recovery import Attempt, RecoveryReport
 
     diagnosis = Diagnosis(category="out_of_memory", stage="vae_decode", summary="ran out in <vae_decode>")
     the_plan = plan(diagnosis, None, None, "cpu", "10MiB")
@@ -122,18 +122,18 @@ def test_register_uses_the_shell_formatters_and_unregister_restores(ip):
 
     bundle = ip.display_formatter.mimebundle_formatter
     sentinel = lambda obj: {"text/plain": "user's own"}  # noqa: E731
-    bundle.for_type_by_name("wan_nb.plan", "Plan", sentinel)
+    bundle.for_type_by_name("wan_nb.planning", "Plan", sentinel)
     done = display.register(ip)
     try:
         data, _ = ip.display_formatter.format(_report())
         assert data["text/plain"] == _report().to_text() and "text/html" in data
     finally:
         display.unregister(ip, done)
-    assert bundle.deferred_printers.get(("wan_nb.plan", "Plan")) is sentinel  # the user's printer is back
-    assert ("wan_nb.recover", "RecoveryReport") not in bundle.deferred_printers
+    assert bundle.deferred_printers.get(("wan_nb.planning", "Plan")) is sentinel  # the user's printer is back
+    assert ("wan_nb.recovery", "RecoveryReport") not in bundle.deferred_printers
     data, _ = ip.display_formatter.format(_report())
     assert "text/html" not in data
-    bundle.pop("wan_nb.plan.Plan")
+    bundle.pop("wan_nb.planning.Plan")
 
 
 def test_wan_nb_figures_and_axes_show_as_png_once(ip):

@@ -171,7 +171,7 @@ def test_explore_compares_strategies_and_keeps_the_winners_values(ip, wan):
 
 
 def test_dry_run_shows_the_plan_and_runs_nothing(ip, wan):
-    from wan_nb.plan import Plan
+    from wan_nb.planning import Plan
 
     _fail(ip)
     result = ip.run_cell(f"%wan_recover --dry-run --budget {BUDGET}")
@@ -184,7 +184,7 @@ def test_dry_run_shows_the_plan_and_runs_nothing(ip, wan):
 
 
 def test_dry_run_of_a_cell_plans_without_running_it(ip, wan):
-    from wan_nb.plan import Plan
+    from wan_nb.planning import Plan
 
     result = ip.run_cell("%%wan_recover --dry-run\nvideo = pipe(**CALL()).frames[0]")
     assert isinstance(result.result, Plan) and result.result.category == "out_of_memory"
@@ -206,7 +206,7 @@ def test_force_tries_the_strategies_in_order_and_one_line_per_failure(ip, wan, c
 
 
 def test_allow_degraded_lets_output_changing_strategies_run(ip, wan):
-    from wan_nb.recover import RecoveryError
+    from wan_nb.recovery import RecoveryError
 
     _fail(ip)
     result = ip.run_cell("%wan_recover --strategies lower_resolution")
@@ -231,10 +231,10 @@ def test_apply_keeps_the_winner_and_insert_adds_its_code(ip, wan, capsys):
 
 
 def test_remote_code_and_models_dir_reach_recover(ip, wan, monkeypatch, tmp_path):
-    import wan_nb.recover
+    import wan_nb.recovery
 
     seen = {}
-    real = wan_nb.recover.recover
+    real = wan_nb.recovery.recover
 
     def spy(run, **kwargs):
         seen.update(kwargs)
@@ -242,7 +242,7 @@ def test_remote_code_and_models_dir_reach_recover(ip, wan, monkeypatch, tmp_path
         kwargs.pop("models_dir", None)
         return real(run, **kwargs)
 
-    monkeypatch.setattr(wan_nb.recover, "recover", spy)
+    monkeypatch.setattr(wan_nb.recovery, "recover", spy)
     ip.run_cell(f"%%wan_recover --allow-remote-code --models-dir {tmp_path}\nx = 1").raise_error()
     assert seen["allow_remote_code"] is True and seen["models_dir"] == str(tmp_path)
     seen.clear()

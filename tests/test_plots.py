@@ -8,7 +8,7 @@ pytest.importorskip("matplotlib")
 
 
 def _report(probe_failed: bool = False):
-    from wan_nb.recover import Attempt, RecoveryReport
+    from wan_nb.recovery import Attempt, RecoveryReport
 
     attempts = (
         Attempt("half_precision", "failed", estimated_peak_bytes=12 << 20, measured_peak_bytes=10 << 20,
@@ -104,7 +104,7 @@ def test_plots_do_not_import_pyplot_or_ipython():
     import subprocess
     import sys
 
-    code = ("import sys; from wan_nb.plots import plot_report; from wan_nb.recover import RecoveryReport;"
+    code = ("import sys; from wan_nb.plots import plot_report; from wan_nb.recovery import RecoveryReport;"
             "plot_report(RecoveryReport((), None, None, 'cpu')).savefig('/dev/null', format='png');"
             "print('matplotlib.pyplot' in sys.modules, 'IPython' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -71,7 +71,7 @@ def run_demo(out: Path, *, variant: str = VARIANT, budget: str = BUDGET, explore
     print(diagnosis.to_text())
 
     from wan_nb.notebook.live import LiveTable
-    from wan_nb.recover import recover
+    from wan_nb.recovery import recover
 
     _step(4, "Recover: each planned strategy applied, the run repeated and measured, the pipeline put back:", start)
     live = LiveTable("attempts", widgets=False)

@@ -7,7 +7,7 @@ What each name does now:
 
 * :class:`FallbackHandler` — ``create_fallback_strategy(failed_pipeline, error)`` plans the
   structural strategies for the failure (pipeline substitution, component isolation /
-  donors / redownload, alternative models; memory failures come from :func:`wan_nb.plan.plan`)
+  donors / redownload, alternative models; memory failures come from :func:`wan_nb.planning.plan`)
   and returns the best; ``execute_fallback_strategy(strategy, model_path)`` runs one and
   returns a :class:`FallbackResult`; ``handle(model_path, error)`` tries them in order.
 * :func:`handle_pipeline_failure`, :func:`analyze_model_components`,
@@ -449,7 +449,7 @@ class FallbackHandler:
 
     def _memory_strategies(self, diagnosis, report) -> list[FallbackStrategy]:
         try:
-            from .plan import plan as make_plan
+            from .planning import plan as make_plan
 
             plan = make_plan(diagnosis, report, self.settings, self.device, available_bytes=self.available_memory)
         except Exception:  # noqa: BLE001 - without the engine's plan there is nothing to list here

@@ -19,8 +19,8 @@ from wan_nb.notebook import _html
 # torch at `%load_ext`).
 _RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
     ("wan_nb.components", "ComponentReport"): _html.component_report_html,
-    ("wan_nb.recover", "RecoveryReport"): _html.recovery_report_html,
-    ("wan_nb.plan", "Plan"): _html.plan_html,
+    ("wan_nb.recovery", "RecoveryReport"): _html.recovery_report_html,
+    ("wan_nb.planning", "Plan"): _html.plan_html,
     ("wan_nb.diagnose", "Diagnosis"): _html.diagnosis_html,
     ("wan_nb.memory.estimate", "MemoryEstimate"): _html.estimate_html,
 }

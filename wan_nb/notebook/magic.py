@@ -115,7 +115,7 @@ class WanMagics(Magics):
 
     def _recover(self, run: Any, diagnosis: Any, kwargs: dict[str, Any], args: Any, is_cell: bool) -> Any:
         from wan_nb.notebook.live import LiveTable
-        from wan_nb.recover import recover
+        from wan_nb.recovery import recover
 
         release_failed_state(self.shell)
         live = LiveTable(widgets=self.widgets)
@@ -148,7 +148,7 @@ class WanMagics(Magics):
         return report.result
 
     def _dry_run(self, run: Any, diagnosis: Any, kwargs: dict[str, Any]) -> Any:
-        from wan_nb.recover import recover
+        from wan_nb.recovery import recover
 
         if diagnosis is None:
             from wan_nb.diagnose import Diagnosis

@@ -1,0 +1,317 @@
+"""The :class:`Strategy` record, combinations ("a+b") and the snippet writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from wan_nb.settings import GenerationSettings
+from wan_nb.vocabulary import STRATEGY_KINDS
+
+QUALITIES = ("unchanged", "changed")
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What a strategy needs to know to change a load, a pipeline or a call.
+
+    ``device`` is where the pipeline computes (``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``);
+    ``dtype`` the precision it was loaded in (``"float32"`` when unknown: diffusers' default);
+    ``components`` the names in ``model_index.json`` (quantization picks among them).
+    """
+
+    device: str = "cpu"
+    settings: GenerationSettings | None = None
+    dtype: str = "float32"
+    components: tuple[str, ...] = ()
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":", 1)[0]
+
+
+@dataclass
+class Code:
+    """The source a strategy contributes to a snippet, by place."""
+
+    imports: list[str] = field(default_factory=list)
+    load: dict[str, str] = field(default_factory=dict)  # from_pretrained kwarg -> source
+    placement: str | None = None  # replaces `pipe.to(device)`; None keeps it
+    setup: list[str] = field(default_factory=list)  # lines with {pipe}
+    before_call: list[str] = field(default_factory=list)
+    call: dict[str, str] = field(default_factory=dict)  # call kwarg -> source
+    notes: list[str] = field(default_factory=list)
+
+
+def _no_load(ctx: StrategyContext) -> dict[str, Any]:
+    return {}
+
+
+def _no_setup(pipe: Any, ctx: StrategyContext) -> None:
+    return None
+
+
+def _no_call(ctx: StrategyContext) -> dict[str, Any]:
+    return {}
+
+
+def _no_code(ctx: StrategyContext) -> Code:
+    return Code()
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One fallback (or a combination of them): what it changes, needs and costs.
+
+    The data fields describe it; ``load_kwargs`` / ``apply`` / ``call_kwargs`` /
+    ``rewrite_call`` change a load, a loaded pipeline and a call; ``snippet`` writes the
+    code a user pastes to do the same by hand.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    answers: tuple[str, ...]
+    stages: tuple[str, ...]
+    limitations: str
+    slowdown: str = "none"
+    quality: str = "unchanged"
+    needs_accelerator: bool = False
+    min_accelerators: int = 1
+    needs_packages: tuple[str, ...] = ()
+    min_diffusers: str | None = None
+    degraded: bool = False
+    # True when the change cannot be undone in place (weights are cast or re-laid out), so
+    # an existing pipeline is left alone and the attempt works on a fresh load of its folder.
+    fresh_load: bool = False
+    # What a later `pipe.to(device)` in the user's code does during an attempt: "ignore" when
+    # the strategy places the models itself (offload hooks, a device map) so the move would
+    # undo it, "reapply" when the move is fine but the strategy's pieces go back after it
+    # (the text encoder to the CPU), None when it is harmless.
+    to_policy: str | None = None
+    cost_rank: int = 0
+    parts: tuple[str, ...] = ()
+    _load: Callable[[StrategyContext], dict[str, Any]] = field(default=_no_load, compare=False, repr=False)
+    _setup: Callable[[Any, StrategyContext], None] = field(default=_no_setup, compare=False, repr=False)
+    _call: Callable[[StrategyContext], dict[str, Any]] = field(default=_no_call, compare=False, repr=False)
+    _rewrite: Callable[[Any, dict[str, Any], StrategyContext], dict[str, Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    _code: Callable[[StrategyContext], Code] = field(default=_no_code, compare=False, repr=False)
+    _members: tuple[Strategy, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in STRATEGY_KINDS:
+            raise ValueError(f"`kind` must be one of {', '.join(STRATEGY_KINDS)}, got {self.kind!r}.")
+        if self.quality not in QUALITIES:
+            raise ValueError(f"`quality` must be one of {', '.join(QUALITIES)}, got {self.quality!r}.")
+
+    # -- structure -----------------------------------------------------------------------
+    @property
+    def members(self) -> tuple[Strategy, ...]:
+        """The single strategies this one is made of (itself when it is not a combination)."""
+        return self._members or (self,)
+
+    @property
+    def is_combination(self) -> bool:
+        return len(self.members) > 1
+
+    @property
+    def changes_output(self) -> bool:
+        return self.degraded
+
+    # -- behaviour -----------------------------------------------------------------------
+    def load_kwargs(self, ctx: StrategyContext | None = None) -> dict[str, Any]:
+        """Keyword arguments to add to ``from_pretrained`` (real objects: dtypes, configs)."""
+        ctx = ctx or StrategyContext()
+        merged: dict[str, Any] = {}
+        for member in self.members:
+            merged.update(member._load(ctx))
+        return merged
+
+    def apply(self, pipe: Any, device: str = "cpu", ctx: StrategyContext | None = None) -> Any:
+        """Change a loaded pipeline in place; returns the state to restore (``.restore()``).
+
+        The returned :class:`wan_nb._isolation.PipelineState` was taken before any change,
+        so ``strategy.apply(pipe, "cuda").restore()`` leaves ``pipe`` as it was. Only the
+        setup calls run here: a strategy's load arguments (``load_kwargs``) and call
+        arguments (``call_kwargs``/``rewrite_call``) belong to the load and the call. For a
+        ``fresh_load`` strategy (layerwise casting casts the weights in place) the restore
+        puts hooks and dtypes back but cannot bring back the lost precision, and says so;
+        ``recover`` therefore applies those to a fresh load of the folder instead.
+        """
+        from wan_nb._isolation import PipelineState
+
+        ctx = ctx or StrategyContext(device=str(device))
+        if str(device) != ctx.device:
+            ctx = replace(ctx, device=str(device))
+        state = PipelineState.capture(pipe)
+        for member in self.members:
+            member._setup(pipe, ctx)
+        return state
+
+    def call_kwargs(self, settings: GenerationSettings | None = None, ctx: StrategyContext | None = None) -> dict[str, Any]:
+        """Call arguments this strategy sets (sizes for the reduced-functionality ones)."""
+        ctx = ctx or StrategyContext(settings=settings)
+        if settings is not None and ctx.settings is None:
+            ctx = replace(ctx, settings=settings)
+        merged: dict[str, Any] = {}
+        for member in self.members:
+            merged.update(member._call(ctx))
+        return merged
+
+    @property
+    def rewrites_call(self) -> bool:
+        return any(m._rewrite is not None or m._call is not _no_call for m in self.members)
+
+    def rewrite_call(self, pipe: Any, kwargs: dict[str, Any], ctx: StrategyContext | None = None) -> dict[str, Any]:
+        """The keyword arguments of one pipeline call, changed as this strategy needs."""
+        ctx = ctx or StrategyContext()
+        kwargs = dict(kwargs)
+        kwargs.update(ctx.changes or self.call_kwargs(ctx.settings, ctx))
+        for member in self.members:
+            if member._rewrite is not None:
+                kwargs = member._rewrite(pipe, kwargs, ctx)
+        return kwargs
+
+    # -- code for the user ---------------------------------------------------------------
+    def code(self, ctx: StrategyContext | None = None) -> Code:
+        ctx = ctx or StrategyContext(device="cuda")
+        total = Code()
+        for member in self.members:
+            part = member._code(ctx)
+            total.imports += [i for i in part.imports if i not in total.imports]
+            total.load.update(part.load)
+            total.placement = part.placement or total.placement
+            total.setup += part.setup
+            total.before_call += part.before_call
+            total.call.update(part.call)
+            total.notes += part.notes
+        return total
+
+    def snippet(
+        self,
+        pipe_var: str = "pipe",
+        *,
+        path: str | None = None,
+        pipeline_class: str | None = None,
+        device: str | None = None,
+        settings: GenerationSettings | None = None,
+        dtype: str | None = None,
+        changes: dict[str, Any] | None = None,
+        components: tuple[str, ...] = (),
+    ) -> str:
+        """The code a user pastes into their notebook to apply this strategy by hand.
+
+        With ``path`` it is a whole program: load, placement, setup, call. Without it, it
+        changes an existing ``pipe`` (loading only when the strategy changes the load, with
+        ``"path/to/model"`` standing for your folder or hub id). With ``settings`` the call
+        line repeats the call's sizes, changed where the strategy changes them.
+        """
+        device = device or "cuda"
+        ctx = StrategyContext(device=device, settings=settings, dtype=dtype or "float32",
+                              components=tuple(components), changes=dict(changes or {}))
+        code = self.code(ctx)
+        load_args = dict(code.load)
+        loads = bool(path or load_args)
+        if loads and dtype and dtype != "float32" and not ({"dtype", "torch_dtype"} & set(load_args)):
+            from wan_nb.strategies._catalogue import dtype_kwarg_name
+
+            # Keep the precision the user loaded in: the strategy alone does not change it.
+            load_args = {dtype_kwarg_name(): f"torch.{dtype}", **load_args}
+        call = dict(code.call)
+        if settings is not None:
+            sizes = {k: getattr(settings, k) for k in ("height", "width", "num_frames", "num_inference_steps",
+                                                         "guidance_scale")}
+            call = {**{k: repr(v) for k, v in sizes.items()}, **call}
+        sources = [*load_args.values(), *code.setup, *call.values(), *code.before_call, code.placement or ""]
+        lines = [f"# wan_nb strategy `{self.name}`: {self.summary}"]
+        lines += [f"# {note}" for note in code.notes]
+        cls = pipeline_class or "DiffusionPipeline"
+        imports = ["import torch"] if any("torch." in s for s in sources) else []
+        imports += [f"from diffusers import {cls}"] if loads else []
+        imports += code.imports
+        if imports:
+            lines += ["", *imports]
+        lines.append("")
+        if loads:
+            args = [json.dumps(str(path)) if path else '"path/to/model"']
+            args += [f"{k}={v}" for k, v in load_args.items()]
+            lines.append(f"{pipe_var} = {cls}.from_pretrained({', '.join(args)})")
+        if code.placement is not None:
+            lines.append(code.placement.format(pipe=pipe_var))
+        elif loads and device != "cpu":
+            lines.append(f"{pipe_var}.to({device!r})")
+        lines += [line.format(pipe=pipe_var) for line in code.setup]
+        if code.before_call or call:
+            if lines[-1]:
+                lines.append("")
+            lines += [line.format(pipe=pipe_var) for line in code.before_call]
+            args = [f"{k}={v}" for k, v in call.items()]
+            if "prompt_embeds" not in call:
+                args.insert(0, "prompt=prompt")
+            lines.append(f"video = {pipe_var}({', '.join(args)}).frames[0]")
+        return "\n".join(lines).rstrip() + "\n"
+
+    # -- plain data ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "answers": list(self.answers),
+            "stages": list(self.stages),
+            "limitations": self.limitations,
+            "slowdown": self.slowdown,
+            "quality": self.quality,
+            "needs_accelerator": self.needs_accelerator,
+            "min_accelerators": self.min_accelerators,
+            "needs_packages": list(self.needs_packages),
+            "min_diffusers": self.min_diffusers,
+            "degraded": self.degraded,
+            "fresh_load": self.fresh_load,
+            "to_policy": self.to_policy,
+            "parts": list(self.parts or (self.name,)),
+        }
+
+
+def combine(members: list[Strategy]) -> Strategy:
+    """One :class:`Strategy` doing all of ``members`` (already validated), in that order."""
+    if len(members) == 1:
+        return members[0]
+    degraded = any(m.degraded for m in members)
+    kinds = {m.kind for m in members}
+    kind = "reduced_functionality" if degraded else ("optimization_fallback" if "optimization_fallback" in kinds else members[0].kind)
+
+    def union(attr: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for m in members:
+            out += [x for x in getattr(m, attr) if x not in out]
+        return tuple(out)
+
+    versions = [m.min_diffusers for m in members if m.min_diffusers]
+    from wan_nb.libraries import version_tuple
+
+    return Strategy(
+        name="+".join(m.name for m in members),
+        kind=kind,
+        summary="; ".join(m.summary.rstrip(".") for m in members) + ".",
+        answers=union("answers"),
+        stages=union("stages"),
+        limitations=" ".join(f"{m.name}: {m.limitations}" for m in members if m.limitations),
+        slowdown=" + ".join(f"{s} ({m.name})" for m, s in ((m, m.slowdown) for m in members) if s != "none") or "none",
+        quality="changed" if any(m.quality == "changed" for m in members) else "unchanged",
+        needs_accelerator=any(m.needs_accelerator for m in members),
+        min_accelerators=max(m.min_accelerators for m in members),
+        needs_packages=union("needs_packages"),
+        min_diffusers=max(versions, key=version_tuple) if versions else None,
+        degraded=degraded,
+        fresh_load=any(m.fresh_load for m in members),
+        to_policy=next((p for p in ("ignore", "reapply") if any(m.to_policy == p for m in members)), None),
+        cost_rank=sum(m.cost_rank for m in members) + len(members) - 1,
+        parts=tuple(m.name for m in members),
+        _members=tuple(members),
+    )
