@@ -17,3 +17,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # One build of each tiny pipeline for all four notebooks (each kernel would build its own).
 os.environ.setdefault("WAN_NB_FIXTURE_CACHE", str(Path(tempfile.gettempdir()) / "wan_nb_notebook_fixtures"))
+# Recovery attempts are recorded; the notebooks' runs go to a temporary file, not the home.
+os.environ["WAN_NB_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="wan_nb_history_")) / "history.jsonl")

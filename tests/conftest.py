@@ -70,3 +70,9 @@ def model_copy(tmp_path) -> Callable[[str | os.PathLike[str]], Path]:
         return copy_model(src, tmp_path / f"copy{count}-{Path(src).name}")
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path, monkeypatch):
+    """Attempts are recorded (``wan_nb.history``): never into the user's home during tests."""
+    monkeypatch.setenv("WAN_NB_HISTORY", str(tmp_path / "wan_nb_history.jsonl"))

@@ -403,3 +403,39 @@ def test_text_diagnosis_does_not_import_torch():
             "assert d.category == 'out_of_memory'; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_an_oom_behind_a_failed_weights_load_is_out_of_memory_at_load():
+    """A CPU-budget OOM in from_pretrained surfaces as OSError <- ValueError <- OutOfMemoryError."""
+    import torch
+
+    from wan_nb.diagnose import diagnose
+
+    def read_tensors():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def load_state_dict():
+        try:
+            read_tensors()
+        except Exception as exc:
+            raise ValueError("could not read the tensors") from exc
+
+    def load_model():
+        try:
+            load_state_dict()
+        except Exception:  # diffusers re-raises with the context only, as here
+            raise OSError("Unable to load weights from checkpoint file for "  # noqa: B904
+                          "'/m/transformer/diffusion_pytorch_model.safetensors' at '/m/transformer'.")
+
+    try:
+        load_model()
+    except OSError as exc:
+        error = exc
+    assert isinstance(error.__context__, ValueError)
+    assert isinstance(error.__context__.__cause__, torch.OutOfMemoryError)
+    d = diagnose(error)
+    assert (d.category, d.stage) == ("out_of_memory", "load"), d
+    # Without the OOM behind it the same message is damaged weights.
+    plain = OSError("Unable to load weights from checkpoint file for "
+                    "'/m/transformer/diffusion_pytorch_model.safetensors' at '/m/transformer'.")
+    assert diagnose(plain).category == "weights_corrupt"

@@ -238,9 +238,7 @@ def test_remote_code_and_models_dir_reach_recover(ip, wan, monkeypatch, tmp_path
 
     def spy(run, **kwargs):
         seen.update(kwargs)
-        kwargs.pop("allow_remote_code", None)
-        kwargs.pop("models_dir", None)
-        return real(run, **kwargs)
+        return real(run, **kwargs)  # the real engine accepts both
 
     monkeypatch.setattr(wan_nb.recovery, "recover", spy)
     ip.run_cell(f"%%wan_recover --allow-remote-code --models-dir {tmp_path}\nx = 1").raise_error()
@@ -248,6 +246,13 @@ def test_remote_code_and_models_dir_reach_recover(ip, wan, monkeypatch, tmp_path
     seen.clear()
     ip.run_cell("%%wan_recover\nx = 1").raise_error()
     assert "allow_remote_code" not in seen and "models_dir" not in seen
+    # The line magic, on a recorded failure, passes them on too and the engine runs with them.
+    seen.clear()
+    _fail(ip)
+    ip.run_cell(f"%wan_recover --models-dir {tmp_path} --allow-remote-code").raise_error()
+    assert seen["allow_remote_code"] is True and seen["models_dir"] == str(tmp_path)
+    report = ip.user_ns["_wan_report"]
+    assert report.winner == "vae_tiling" and report.models_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize(("line", "message"), [

@@ -107,7 +107,10 @@ def test_errors_a_retry_cannot_fix_give_an_empty_plan_that_says_why():
         assert not p.candidates and p.notes == (NOT_RETRIED[d.category],)
     assert "Restart the kernel" in plan(fault, None, None, "cuda").notes[0]
     missing = plan(Diagnosis("component_missing", "load", "no vae"), None, None, "cpu")
-    assert not missing.candidates and "No strategy in wan_nb's catalogue answers `component_missing`" in missing.notes[-1]
+    # Without a folder the structural strategies are listed, skipped, saying why.
+    assert missing.candidates and not missing.planned
+    assert "no model folder is known" in missing.candidate("component_donor").skip_reason
+    assert "guidance only" in missing.candidate("redownload").skip_reason
 
 
 def test_explicit_strategies_and_what_the_pipeline_already_does(tiny_report):

@@ -414,3 +414,184 @@ def test_retry_on_failure_reraises_what_no_strategy_answers():
 
     with pytest.raises(KeyError, match="prompt"):
         broken()
+
+
+# -- structural strategies: the run's own from_pretrained returns the assembled pipeline -------
+def _folder_state(path):
+    from pathlib import Path
+
+    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in Path(path).rglob("*") if p.is_file())
+
+
+def _loads_and_calls(path, **overrides):
+    def run():
+        from diffusers import DiffusionPipeline
+
+        from wan_nb.fixtures import tiny_call_kwargs
+
+        pipe = DiffusionPipeline.from_pretrained(str(path))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(**tiny_call_kwargs("wan2.1-t2v", **overrides)).frames[0]
+
+    return run
+
+
+@pytest.fixture
+def no_hf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+
+
+STRUCTURAL_WINNERS = ("assemble_components", "generic_pipeline")
+
+
+def test_an_unknown_pipeline_class_is_recovered_by_assembling_its_components(tiny_path, tmp_path, no_hf_cache):
+    from wan_nb.fixtures import copy_model, set_pipeline_class
+
+    path = copy_model(tiny_path("wan2.1-t2v"), tmp_path / "alone" / "wan3")
+    set_pipeline_class(path, "Wan3Pipeline")
+    before = _folder_state(path)
+    ns: dict = {}
+    run = _loads_and_calls(path, num_inference_steps=1)
+    with pytest.raises(Exception) as info:  # noqa: PT011 - whatever diffusers raises for an unknown class
+        run()
+    assert diagnose(info.value).category == "pipeline_unavailable"
+
+    report = recover(run, namespace=ns)
+    assert report.winner in STRUCTURAL_WINNERS, report.to_text()
+    assert report.plan.candidate("assemble_components").planned
+    assert report.result is not None and len(report.result) > 0  # the video's frames
+    assert _folder_state(path) == before  # the folder is read, never written
+    assert "assemble_components(" in report.snippet() or "DiffusionPipeline" in report.snippet()
+    remote = report.plan.candidate("remote_code")
+    assert not remote.planned
+    for guidance in ("upgrade_library", "alternative_model"):
+        assert "guidance only" in report.plan.candidate(guidance).skip_reason
+    # The attempt went into the history (the autouse fixture points it at a temporary file).
+    from wan_nb.history import load_history
+
+    assert any(r.strategy == report.winner and r.success for r in load_history())
+
+
+def test_remote_code_is_skipped_without_consent(tiny_path, tmp_path, no_hf_cache):
+    from wan_nb.components import analyze_model_components
+    from wan_nb.diagnose import Diagnosis
+    from wan_nb.fixtures import copy_model, set_pipeline_class
+    from wan_nb.planning import plan
+    from wan_nb.substitution import CONSENT_REASON
+
+    path = copy_model(tiny_path("wan2.1-t2v"), tmp_path / "alone" / "custom")
+    set_pipeline_class(path, "MyWanPipeline")
+    (path / "pipeline.py").write_text(
+        "from diffusers import WanPipeline\n\n\nclass MyWanPipeline(WanPipeline):\n    pass\n")
+    index = json.loads((path / "model_index.json").read_text())
+    index["_class_name"] = ["pipeline", "MyWanPipeline"]
+    (path / "model_index.json").write_text(json.dumps(index))
+    report = analyze_model_components(path)
+    diag = Diagnosis(category="pipeline_unavailable", stage="load", summary="x")
+    without = plan(diag, report, None, "cpu")
+    assert not without.candidate("remote_code").planned
+    assert without.candidate("remote_code").skip_reason == CONSENT_REASON
+    assert CONSENT_REASON == "needs your consent: runs code from the model folder"
+    with_consent = plan(diag, report, None, "cpu", allow_remote_code=True)
+    assert with_consent.candidate("remote_code").planned, with_consent.to_text()
+
+
+def test_a_missing_vae_is_taken_from_a_donor_in_models_dir(tiny_path, tmp_path, no_hf_cache):
+    from wan_nb.fixtures import copy_model, remove_component
+
+    path = copy_model(tiny_path("wan2.1-t2v"), tmp_path / "alone" / "broken")
+    remove_component(path, "vae")
+    models = tmp_path / "models"
+    copy_model(tiny_path("wan2.1-t2v"), models / "other-wan")
+    run = _loads_and_calls(path, num_inference_steps=1)
+
+    report = recover(run, namespace={}, models_dir=models)
+    assert report.diagnosis["category"] in ("component_missing", "weights_corrupt"), report.diagnosis
+    assert report.winner == "component_donor", report.to_text()
+    assert report.result is not None
+    assert "assemble_with_donors(" in report.snippet() and str(models) in report.snippet()
+    assert not (path / "vae").exists()  # the donor is used, not copied in
+
+
+def test_without_a_donor_the_plan_says_what_to_download(tiny_path, tmp_path, no_hf_cache):
+    from wan_nb.fixtures import copy_model, remove_component
+
+    path = copy_model(tiny_path("wan2.1-t2v"), tmp_path / "alone" / "broken")
+    remove_component(path, "vae")
+    report = recover(_loads_and_calls(path, num_inference_steps=1), namespace={})
+    assert report.winner is None
+    donor = report.plan.candidate("component_donor")
+    assert not donor.planned and "models_dir" in donor.skip_reason
+    fetch = report.plan.candidate("redownload")
+    assert not fetch.planned
+    assert "hf download" in fetch.skip_reason and "vae/config.json" in fetch.skip_reason, fetch.skip_reason
+    assert not (path / "vae").exists()  # nothing was downloaded
+
+
+def test_recovery_report_plots_estimates_and_measurements():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    attempt = Attempt(strategy="vae_tiling", status="success", estimated_peak_bytes=2 << 20,
+                      measured_peak_bytes=3 << 20, by_stage={"denoise": 1 << 20, "vae_decode": 3 << 20})
+    report = RecoveryReport(attempts=(attempt,), winner="vae_tiling", plan=None, device="cpu")
+    fig = report.plot()
+    assert isinstance(fig, Figure) and fig.axes
+
+
+def test_clear_tracebacks_also_empties_the_locals_a_display_cached():
+    from wan_nb._isolation import clear_tracebacks
+
+    def failing():
+        big = bytearray(1 << 20)  # noqa: F841 - held by the frame
+        raise RuntimeError("boom")
+
+    try:
+        failing()
+    except RuntimeError as exc:
+        error = exc
+    frame = error.__traceback__.tb_next.tb_frame
+    cached = frame.f_locals  # what IPython's traceback display reads (a dict before 3.13)
+    assert "big" in cached
+    clear_tracebacks(error)
+    assert "big" not in frame.f_locals
+    if isinstance(cached, dict):
+        assert "big" not in cached
+
+
+def test_a_fresh_load_keeps_the_users_progress_bar_config_and_a_failed_attempt_empties_the_vae_cache(
+        path, monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    from wan_nb.diagnose import Diagnosis
+
+    own = DiffusionPipeline.from_pretrained(path)
+    own.set_progress_bar_config(disable=True, desc="quiet")
+    seen = []
+
+    def run():
+        # The call goes to the fresh load; the callback sees that pipeline.
+        def look(pipeline, step, timestep, callback_kwargs):
+            seen.append(dict(pipeline._progress_bar_config))
+            return callback_kwargs
+
+        return own(**call(num_inference_steps=1, output_type="latent", callback_on_step_end=look))
+
+    cleared = []
+    real_clear = type(own.vae).clear_cache
+    monkeypatch.setattr(type(own.vae), "clear_cache", lambda self: (cleared.append(self), real_clear(self)))
+    report = recover(run, pipeline=own, diagnosis=Diagnosis("out_of_memory", "denoise", "x"),
+                     strategies=["half_precision"], force=True)
+    assert report.winner == "half_precision", report.to_text()
+    assert seen and seen[0] == {"disable": True, "desc": "quiet"}
+    assert not cleared  # nothing failed
+
+    def fails():
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    recover(fails, pipeline=own, diagnosis=Diagnosis("out_of_memory", "vae_decode", "x"),
+            strategies=["vae_tiling"], force=True)
+    assert any(v is own.vae for v in cleared)

@@ -9,7 +9,14 @@ import pytest
 
 from wan_nb.settings import GenerationSettings
 from wan_nb.strategies import COMBINATIONS, STRATEGIES, StrategyContext, get_strategy, parse_strategy, sizes
-from wan_nb.vocabulary import CATEGORIES, DEGRADED_STRATEGIES, MEMORY_STRATEGIES, STAGES, STRATEGY_KINDS
+from wan_nb.vocabulary import (
+    CATEGORIES,
+    DEGRADED_STRATEGIES,
+    MEMORY_STRATEGIES,
+    STAGES,
+    STRATEGY_KINDS,
+    STRUCTURAL_STRATEGIES,
+)
 
 SMALL = GenerationSettings(height=32, width=32, num_frames=5, num_inference_steps=1, guidance_scale=5.0,
                            max_sequence_length=32)
@@ -19,7 +26,7 @@ SMALL = GenerationSettings(height=32, width=32, num_frames=5, num_inference_step
 
 
 def test_catalogue_covers_the_vocabulary_and_uses_its_words():
-    assert set(STRATEGIES) == set(MEMORY_STRATEGIES) | set(DEGRADED_STRATEGIES)
+    assert set(STRATEGIES) == set(MEMORY_STRATEGIES) | set(DEGRADED_STRATEGIES) | set(STRUCTURAL_STRATEGIES)
     for name, s in STRATEGIES.items():
         assert s.name == name and s.kind in STRATEGY_KINDS
         assert s.answers and set(s.answers) <= set(CATEGORIES)
@@ -105,7 +112,7 @@ def test_tile_sizes_follow_diffusers_defaults_except_for_small_videos():
 # --------------------------------------------------------------------------- snippets
 
 
-@pytest.mark.parametrize("name", [*STRATEGIES, *COMBINATIONS])
+@pytest.mark.parametrize("name", [*(n for n in STRATEGIES if n not in STRUCTURAL_STRATEGIES), *COMBINATIONS])
 def test_every_snippet_is_python_that_uses_diffusers_api(name):
     s = get_strategy(name)
     text = s.snippet(path="/models/Wan2.1-T2V-1.3B-Diffusers", pipeline_class="WanPipeline", device="cuda",
@@ -134,6 +141,28 @@ def test_every_snippet_is_python_that_uses_diffusers_api(name):
         assert "pipe.to('cuda')" not in text
     else:
         assert "pipe.to('cuda')" in text
+
+
+@pytest.mark.parametrize("name", STRUCTURAL_STRATEGIES)
+def test_structural_snippets_are_the_code_or_command_a_user_pastes(name):
+    s = get_strategy(name)
+    assert s.structural and s.kind in ("pipeline_substitution", "component_isolation", "alternative_model")
+    text = s.snippet(path="/models/wan", device="cuda", dtype="bfloat16", models_dir="/models")
+    ast.parse(text)
+    assert text.startswith(f"# wan_nb strategy `{name}`")
+    expected = {
+        "generic_pipeline": 'DiffusionPipeline.from_pretrained("/models/wan", ',
+        "assemble_components": 'assemble_components("/models/wan", torch_dtype=torch.bfloat16)',
+        "remote_code": "trust_remote_code=True",
+        "component_donor": 'assemble_with_donors("/models/wan", ["/models"], torch_dtype=torch.bfloat16)',
+        "upgrade_library": 'pip install -U "diffusers',
+        "redownload": "hf download",
+        "alternative_model": "load_registry()",
+    }
+    assert expected[name] in text, text
+    assert s.guidance == (name in ("upgrade_library", "redownload", "alternative_model"))
+    with pytest.raises(ValueError, match="does not combine"):
+        get_strategy(f"vae_tiling+{name}")
 
 
 def test_snippet_without_a_folder_changes_the_existing_pipe():

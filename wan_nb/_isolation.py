@@ -454,6 +454,22 @@ def guard_to(pipe: Any, policy: str, after: Callable[[Any], None] | None = None)
 
 
 # -- between attempts --------------------------------------------------------------------
+def _clear_frame(frame: Any) -> None:
+    """Drop a finished frame's locals, including the dict a traceback display cached.
+
+    ``frame.clear()`` empties the fast locals; before Python 3.13 a ``f_locals`` dict that
+    was already built (IPython's traceback display reads it) is a separate copy that
+    survives. Reading ``f_locals`` after the clear syncs that copy to the now empty locals;
+    it is then emptied as well for a function frame (never a module's globals).
+    """
+    with contextlib.suppress(RuntimeError):  # a frame that is still executing
+        frame.clear()
+        if frame.f_code.co_flags & inspect.CO_OPTIMIZED:  # a function frame, not a module or class body
+            cached = frame.f_locals
+            if isinstance(cached, dict):
+                cached.clear()
+
+
 def clear_tracebacks(error: BaseException | None = None) -> None:
     """Drop the frames a failure keeps alive: the error's chain and the interpreter's last error."""
     seen: set[int] = set()
@@ -461,8 +477,7 @@ def clear_tracebacks(error: BaseException | None = None) -> None:
         seen.add(id(error))
         tb = error.__traceback__
         while tb is not None:
-            with contextlib.suppress(RuntimeError):  # a frame that is still executing
-                tb.tb_frame.clear()
+            _clear_frame(tb.tb_frame)
             tb = tb.tb_next
         error.__traceback__ = None
         error = error.__cause__ or error.__context__

@@ -119,10 +119,10 @@ def diagnose(error: object) -> Diagnosis:
     Never raises: input it cannot read gives an ``unknown`` diagnosis whose evidence says why.
     """
     try:
-        if isinstance(error, BaseException):
-            return _from_parsed(_parse_exception(error), source="exception")
         if isinstance(error, tuple) and len(error) == 3 and isinstance(error[1], BaseException):
-            return _from_parsed(_parse_exception(error[1]), source="exception")  # sys.exc_info()
+            error = error[1]  # sys.exc_info()
+        if isinstance(error, BaseException):
+            return _from_exception(error)
         if isinstance(error, (bytes, bytearray, memoryview)):
             return diagnose_text(_decode(bytes(error)))
         if isinstance(error, str):
@@ -168,6 +168,53 @@ def _decode(data: bytes) -> str:
 
 
 # --- live exceptions -----------------------------------------------------------------------------
+
+
+def _oom_link(exc: BaseException) -> BaseException | None:
+    """An out-of-memory error anywhere in the chain (``__cause__`` and ``__context__``), by type name.
+
+    A CPU-budget OOM inside ``from_pretrained`` surfaces as ``OSError("Unable to load
+    weights ...")`` from a ``ValueError`` from the ``torch.OutOfMemoryError``: the memory
+    ran out, the weights are fine. Matched by name so torch need not be imported.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if any(c.__name__ == "OutOfMemoryError" for c in type(current).__mro__):
+            return current
+        todo += [e for e in (current.__cause__, current.__context__) if isinstance(e, BaseException)]
+    return None
+
+
+def _from_exception(exc: BaseException) -> Diagnosis:
+    parsed = _parse_exception(exc)
+    oom = _oom_link(exc)
+    if oom is None or oom is exc:
+        return _from_parsed(parsed, source="exception")
+    outer = P.classify(parsed.errors[-1]) if parsed.errors else None
+    if outer is not None and outer.category in ("out_of_memory", "host_out_of_memory"):
+        return _from_parsed(parsed, source="exception")
+    # Diagnose the OOM itself, with the raised error's frames to locate it; an OOM that
+    # surfaced as a failed load happened while loading.
+    oom_err = _error_of(oom)
+    others = [e for e in parsed.errors if not (e.type == oom_err.type and e.message == oom_err.message)]
+    diagnosis = _from_parsed(ParsedText(errors=[*others, oom_err], lines=[], wrappers=parsed.wrappers),
+                             source="exception")
+    loading = outer is not None and outer.category in ("weights_corrupt", "component_missing", "unknown")
+    if diagnosis.category in ("out_of_memory", "host_out_of_memory") and (loading or diagnosis.stage == "unknown"):
+        evidence = {**diagnosis.evidence, "stage_from": "the out-of-memory error behind a failed load",
+                    "raised_as": parsed.errors[-1].first_line[:300] if parsed.errors else ""}
+        diagnosis = Diagnosis(
+            category=diagnosis.category, stage="load",
+            summary=_summary(diagnosis.category, "load", diagnosis.component, evidence),
+            evidence=evidence, component=diagnosis.component, recoverable=True,
+            suggested=_suggest(diagnosis.category, "load", evidence),
+            next_steps=_next_steps(diagnosis.category, "load", diagnosis.component, evidence))
+    return diagnosis
 
 
 def _parse_exception(exc: BaseException) -> ParsedText:

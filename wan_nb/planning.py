@@ -32,6 +32,7 @@ inside the available memory but not the margin is still tried, after the comfort
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -334,6 +335,8 @@ def plan(
     fresh_load_possible: bool = True,
     decode: bool = True,
     margin: float = SAFETY_MARGIN,
+    allow_remote_code: bool = False,
+    models_dir: str | os.PathLike[str] | None = None,
 ) -> Plan:
     """Order the strategies that answer ``diagnosis`` for this model, settings and device.
 
@@ -355,6 +358,15 @@ def plan(
         fresh_load_possible: False when the pipeline was not loaded from a folder.
         decode: False when the call returns latents (``output_type="latent"``): the VAE
             decode and the post-processing do not run, so their peaks do not count.
+        allow_remote_code: consent to run code from the model folder (``remote_code``).
+        models_dir: a folder of models to take a missing or damaged component from
+            (``component_donor``), searched before the model's siblings and the HF cache.
+
+    The structural strategies (``generic_pipeline``, ``assemble_components``, ``remote_code``,
+    ``component_donor``) are planned when :func:`wan_nb.substitution.substitution_options`
+    or a donor search says they can run, ordered by :func:`wan_nb.history.rank_strategies`;
+    the guidance ones (``upgrade_library``, ``redownload``, ``alternative_model``) are always
+    listed as skipped, with the command or suggestion in the reason.
     """
     if isinstance(diagnosis, dict):
         from wan_nb.diagnose import Diagnosis
@@ -402,8 +414,18 @@ def plan(
     diffusers_version = installed_version("diffusers")
     estimate_problems: list[str] = []
     rows: list[tuple[tuple, Candidate]] = []
+    structural: dict[str, tuple[bool, str]] = {}
+    if any(get_strategy(n).structural for n in names):
+        structural = _structural_options(report, allow_remote_code, models_dir)
     for name in names:
         strategy = get_strategy(name)
+        if strategy.structural:
+            runnable, why = structural.get(name, (False, "not applicable here"))
+            rows.append(((0 if runnable else 1, 0, 0, 0, 0, 0, 0, strategy.cost_rank, 1, name), Candidate(
+                strategy=name, kind=strategy.kind, status="planned" if runnable else "skipped",
+                reason=f"{strategy.summary}; {why}", available_bytes=available_bytes,
+                skip_reason=None if runnable else why, quality=strategy.quality)))
+            continue
         skip = _why_not(strategy, device, is_cpu, any_accel, accelerators, diffusers_version, version_at_least,
                         settings, applied, fresh_load_possible)
         extra = pipeline_bytes if (strategy.fresh_load and is_cpu) else 0
@@ -467,12 +489,111 @@ def plan(
             fresh_load=strategy.fresh_load,
         )))
     rows.sort(key=lambda r: r[0])
+    rows = _rank_structural(rows, category, available_bytes, allow_remote_code)
     if estimate_problems and report is not None:
         notes.append("Some estimates are missing: " + "; ".join(estimate_problems[:3]))
     elif report is None and names:
         notes.append("No model folder is known, so nothing is estimated: the order follows the diagnosis and cost.")
     return Plan(tuple(c for _, c in rows), device, category, stage, budget_bytes, available_bytes, settings,
                 allow_degraded, margin, tuple(notes))
+
+
+def _structural_options(report: Any, allow_remote_code: bool, models_dir: Any) -> dict[str, tuple[bool, str]]:
+    """Whether each structural strategy can run for this folder, and why (not)."""
+    from wan_nb.strategies.structural import GUIDANCE_PREFIX, donor_search_dirs
+
+    if isinstance(report, (str, os.PathLike)):
+        try:
+            from wan_nb.components import analyze_model_components
+
+            report = analyze_model_components(report)
+        except Exception:  # noqa: BLE001 - an unreadable folder: nothing to build from
+            report = None
+    out: dict[str, tuple[bool, str]] = {}
+    if report is None:
+        for name in ("generic_pipeline", "assemble_components", "remote_code", "component_donor"):
+            out[name] = (False, "no model folder is known to build the pipeline from")
+    else:
+        from wan_nb.substitution import CONSENT_REASON, substitution_options
+
+        try:
+            for option in substitution_options(report, allow_remote_code=allow_remote_code):
+                runs = option.applicable and option.runs
+                reason = option.reason
+                if option.name == "remote_code" and not allow_remote_code and option.needs_consent:
+                    reason = CONSENT_REASON if "consent" in reason else reason
+                if not option.runs:
+                    reason = GUIDANCE_PREFIX + reason
+                out[option.name] = (runs, reason)
+        except Exception as exc:  # noqa: BLE001 - the folder cannot be read as a pipeline
+            for name in ("generic_pipeline", "assemble_components", "remote_code"):
+                out[name] = (False, f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        out["component_donor"] = _donor_option(report, donor_search_dirs(models_dir))
+        out["redownload"] = _redownload_option(report, GUIDANCE_PREFIX)
+    out.setdefault("upgrade_library", (False, GUIDANCE_PREFIX + 'install a newer diffusers: `pip install -U diffusers`'))
+    out.setdefault("redownload", (False, GUIDANCE_PREFIX + "no model folder is known, so nothing to fetch again"))
+    out["alternative_model"] = (False, GUIDANCE_PREFIX + "run another model the installed diffusers supports "
+                                "(`wan_nb.alternatives.load_registry()` lists the known ones)")
+    return out
+
+
+def _donor_option(report: Any, search_dirs: list[str] | None) -> tuple[bool, str]:
+    from wan_nb.donors import broken_components, find_donors
+
+    broken = broken_components(report)
+    if not broken:
+        return False, "no component is missing or damaged"
+    found = []
+    for info in broken:
+        try:
+            donors, _ = find_donors(report, info.name, search_dirs)
+        except Exception as exc:  # noqa: BLE001 - a search that fails finds nothing
+            donors = []
+            why = f" ({type(exc).__name__}: {exc})"
+        else:
+            why = ""
+        if not donors:
+            where = ", ".join([*(search_dirs or []), "the model's sibling folders", "the Hugging Face cache"])
+            return False, (f"no compatible {info.class_name or info.name} for `{info.name}` ({info.status}) in "
+                           f"{where}{why}; pass models_dir= a folder holding one")
+        found.append(f"`{info.name}` from {donors[0].model}")
+    return True, "donors found: " + ", ".join(found)
+
+
+def _redownload_option(report: Any, prefix: str) -> tuple[bool, str]:
+    from wan_nb.donors import redownload_instructions
+
+    try:
+        fetch = redownload_instructions(report)
+    except Exception as exc:  # noqa: BLE001
+        return False, prefix + f"cannot tell what to fetch ({type(exc).__name__}: {exc})"
+    if not fetch:
+        return False, prefix + "no component is missing or damaged"
+    return False, prefix + "; ".join(
+        f"`{r.component}` is {r.status}, fetch {', '.join(r.files)} with `{r.command}`" for r in fetch)
+
+
+def _rank_structural(rows: list[tuple[tuple, Candidate]], category: str, available: int | None,
+                     allow_remote_code: bool) -> list[tuple[tuple, Candidate]]:
+    """Reorder the planned structural candidates by their record (history), in their own slots."""
+    slots = [i for i, (_, c) in enumerate(rows) if c.planned and get_strategy(c.strategy).structural]
+    if len(slots) < 2:
+        return rows
+    preferred = ["generic_pipeline", "assemble_components", "remote_code", "component_donor"]
+    if allow_remote_code:
+        preferred = ["generic_pipeline", "remote_code", "assemble_components", "component_donor"]
+    by_name = {rows[i][1].strategy: rows[i] for i in slots}
+    names = sorted(by_name, key=lambda n: preferred.index(n) if n in preferred else len(preferred))
+    try:
+        from wan_nb.history import rank_strategies
+
+        names = [n for n, _ in rank_strategies(names, category, available=available)]
+    except Exception:  # noqa: BLE001 - an unreadable history keeps the preferred order
+        pass
+    rows = list(rows)
+    for slot, name in zip(slots, names, strict=True):
+        rows[slot] = by_name[name]
+    return rows
 
 
 def _why_not(strategy, device, is_cpu, any_accel, accelerators, diffusers_version, version_at_least, settings,

@@ -34,6 +34,7 @@ import contextlib
 import functools
 import inspect
 import json
+import os
 import time
 import traceback
 import warnings
@@ -131,6 +132,7 @@ class RecoveryReport:
     dtype: str | None = None
     notes: tuple[str, ...] = ()
     result: Any = field(default=None, compare=False, repr=False)
+    models_dir: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -139,6 +141,12 @@ class RecoveryReport:
     @property
     def winning_attempt(self) -> Attempt | None:
         return next((a for a in self.attempts if a.strategy == self.winner and a.succeeded), None)
+
+    def plot(self):
+        """Estimated vs measured peak per strategy and per stage, as a matplotlib Figure."""
+        from wan_nb.plots import plot_report
+
+        return plot_report(self)
 
     def snippet(self, pipe_var: str = "pipe") -> str:
         """The winning strategy's code, for this model, device and settings ("" without a winner)."""
@@ -154,6 +162,7 @@ class RecoveryReport:
             dtype=self.dtype,
             changes=attempt.changes if attempt else None,
             components=_model_index_components(self.path),
+            models_dir=self.models_dir,
         )
 
     # -- plain data ----------------------------------------------------------------------
@@ -174,6 +183,7 @@ class RecoveryReport:
             "pipeline_class": self.pipeline_class,
             "dtype": self.dtype,
             "notes": list(self.notes),
+            "models_dir": self.models_dir,
         }
 
     @classmethod
@@ -195,6 +205,7 @@ class RecoveryReport:
             pipeline_class=data.get("pipeline_class"),
             dtype=data.get("dtype"),
             notes=tuple(data.get("notes", ())),
+            models_dir=data.get("models_dir"),
         )
 
     def to_json(self, **kwargs: Any) -> str:
@@ -427,8 +438,9 @@ class _Session:
     def open(self) -> None:
         for ns in self.engine.namespaces:
             self._bindings.append((ns, dict(ns)))
+        replace = self._replace_load if self.strategy is not None and self.strategy._assemble else None
         self._original_load = self._stack.enter_context(
-            iso.patch_from_pretrained(before=self._before_load, after=self._after_load))
+            iso.patch_from_pretrained(before=self._before_load, after=self._after_load, replace=replace))
         self._stack.enter_context(self.interceptor)
         policy = self._to_policy()
         for pipe in self.engine.pipelines:
@@ -445,6 +457,8 @@ class _Session:
             dtype=pipeline_dtype(pipe) if pipe is not None else (obs.dtype or "float32"),
             components=components or _model_index_components(path or obs.path),
             changes=dict(self.changes),
+            models_dir=self.engine.models_dir,
+            allow_remote_code=self.engine.allow_remote_code,
         )
 
     def _to_policy(self) -> str | None:
@@ -471,6 +485,17 @@ class _Session:
             kwargs.pop("torch_dtype", None)
         kwargs.update(extra)
         return args, kwargs
+
+    def _replace_load(self, cls: type, args: tuple, kwargs: dict) -> Any:
+        """A structural attempt: the run's ``from_pretrained(path)`` returns the pipeline it builds."""
+        path = str(args[0]) if args else str(kwargs.get("pretrained_model_name_or_path", ""))
+        obs = self.engine.observed
+        obs.path = obs.path or path
+        obs.pipeline_class = obs.pipeline_class or _resolve_class(cls, path).__name__
+        obs.dtype = obs.dtype or _dtype_from_kwargs(kwargs)
+        torch_dtype = kwargs.get("torch_dtype", kwargs.get("dtype"))
+        pipe = self.strategy._assemble(path, torch_dtype, self._ctx(path=path))
+        return self._after_load(pipe, args, kwargs)
 
     def _after_load(self, pipe: Any, args: tuple, kwargs: dict) -> Any:
         self.loaded.append(pipe)
@@ -535,6 +560,10 @@ class _Session:
             iso.free_memory(self.engine.device)
         fresh = self._original_load(type(pipe), path, **kwargs)
         self.fresh.append(fresh)
+        progress = getattr(pipe, "_progress_bar_config", None)
+        if isinstance(progress, dict):
+            # The user's set_progress_bar_config (disable=True in a quiet notebook) holds.
+            fresh._progress_bar_config = dict(progress)
         for member in self.strategy.members:
             member._setup(fresh, ctx)
         if self._to_policy() != "ignore" and self.engine.device != "cpu":
@@ -566,6 +595,13 @@ class _Session:
             if not succeeded:
                 for module in iso._modules(pipe).values():
                     iso.drop_caches(module)
+        if not succeeded:
+            # A decode that failed half way leaves the Wan VAE's feature caches full.
+            for pipe in [*self.loaded, *self.fresh, *self.engine.pipelines]:
+                clear = getattr(getattr(pipe, "vae", None), "clear_cache", None)
+                if callable(clear):
+                    with contextlib.suppress(Exception):
+                        clear()
         if not keep:
             for state in self.states.values():
                 problems += state.restore()
@@ -592,8 +628,11 @@ class _Session:
 # -- the engine ------------------------------------------------------------------------------
 class _Engine:
     def __init__(self, run: Callable[[], Any], pipelines: list[Any], namespaces: list[dict[str, Any]],
-                 device: str, budget: Any, settings: GenerationSettings | None) -> None:
+                 device: str, budget: Any, settings: GenerationSettings | None,
+                 models_dir: str | None = None, allow_remote_code: bool = False) -> None:
         self.run = run
+        self.models_dir = models_dir
+        self.allow_remote_code = allow_remote_code
         self.pipelines = pipelines
         self.namespaces = namespaces
         self.device = device
@@ -819,6 +858,8 @@ def recover(
     max_attempts: int | None = None,
     on_start: Callable[[Candidate, int], Any] | None = None,
     on_attempt: Callable[[Attempt], Any] | None = None,
+    allow_remote_code: bool = False,
+    models_dir: str | os.PathLike[str] | None = None,
 ) -> RecoveryReport:
     """Rerun ``run`` under the planned strategies until one works; see the module docstring.
 
@@ -843,6 +884,14 @@ def recover(
         max_attempts: stop after this many attempts.
         on_start: called as ``on_start(candidate, index)`` before each attempt (live displays).
         on_attempt: called with each :class:`Attempt` as it finishes.
+        allow_remote_code: consent to run code from the model folder (``remote_code``).
+        models_dir: a folder of models to take a missing or damaged component from
+            (``component_donor``).
+
+    A structural strategy (``assemble_components``, ``generic_pipeline``, ``remote_code``,
+    ``component_donor``) replaces the run's own ``from_pretrained(path)`` for the attempt:
+    the call returns the pipeline it builds, in the dtype asked for. The folder is never
+    written. Every attempt is recorded in the history (:mod:`wan_nb.history`).
     """
     if not callable(run):
         raise TypeError(f"`run` must be a zero-argument callable (a function or a cell), got {type(run).__name__}.")
@@ -851,7 +900,8 @@ def recover(
     namespaces = [ns for ns in (namespace, getattr(run, "__globals__", None)) if isinstance(ns, dict)]
     pipelines = iso.find_pipelines(pipeline, namespace, run)
     device = str(device or _default_device(pipelines))
-    engine = _Engine(run, pipelines, namespaces, device, budget, settings)
+    models_dir = str(Path(models_dir).expanduser()) if models_dir is not None else None
+    engine = _Engine(run, pipelines, namespaces, device, budget, settings, models_dir, bool(allow_remote_code))
     notes: list[str] = []
     probe = None
 
@@ -914,6 +964,8 @@ def recover(
         applied=() if force else _applied(pipelines),
         fresh_load_possible=bool(path) or not pipelines,
         decode=engine.observed.decode,
+        allow_remote_code=bool(allow_remote_code),
+        models_dir=models_dir,
     )
     if force and the_plan.category in NOT_RETRIED:
         candidates = [Candidate(strategy=get_strategy(s).name, kind=get_strategy(s).kind, status="planned",
@@ -936,9 +988,13 @@ def recover(
                 break
             _notify(on_start, candidate, index)
             strategy = get_strategy(candidate.strategy)
+            if strategy.guidance:
+                notes.append(f"`{strategy.name}` is guidance only: {candidate.skip_reason or strategy.summary}")
+                continue
             # Only an in-place change can stay on the user's pipeline; a fresh load or a
             # changed call is the snippet's job.
-            keep = apply and not explore and not strategy.fresh_load and not strategy.rewrites_call
+            keep = (apply and not explore and not strategy.fresh_load and not strategy.rewrites_call
+                    and not strategy.structural)
             # The plan estimates the pipeline's own memory; what else lives on the device
             # comes on top, so the attempt's estimate compares with its measured peak.
             estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
@@ -948,6 +1004,7 @@ def recover(
             _notify(on_attempt, attempt)
             if interrupted:
                 break
+            _record(engine, attempt, diagnosis, the_plan, device)
             if attempt.succeeded and winner is None:
                 winner, result, applied = candidate.strategy, value, keep
                 if not explore:
@@ -1008,7 +1065,7 @@ def _release_leftovers(engine: _Engine, explicit: list[Any]) -> list[str]:
 
 def _keep_winner(engine: _Engine, strategy: Strategy, changes: dict[str, Any], notes: list[str]) -> bool:
     """Apply ``strategy`` to the user's pipelines for good (after ``explore``)."""
-    if strategy.fresh_load or strategy.rewrites_call:
+    if strategy.fresh_load or strategy.rewrites_call or strategy.structural:
         notes.append(f"`{strategy.name}` changes the load or the call, which wan_nb cannot keep on an existing "
                      "pipeline: use the snippet.")
         return False
@@ -1017,6 +1074,30 @@ def _keep_winner(engine: _Engine, strategy: Strategy, changes: dict[str, Any], n
         for member in strategy.members:
             member._setup(pipe, ctx)
     return bool(engine.pipelines)
+
+
+def _record(engine: _Engine, attempt: Attempt, diagnosis: Any, the_plan: Plan, device: str) -> None:
+    """One attempt into the history file (``$WAN_NB_HISTORY``), for the plans to come."""
+    from wan_nb.history import HistoryRecord, record_attempt
+
+    diag = diagnosis.to_dict() if hasattr(diagnosis, "to_dict") else dict(diagnosis or {})
+    first = engine.pipelines[0] if engine.pipelines else None
+    try:
+        record_attempt(HistoryRecord(
+            strategy=attempt.strategy,
+            category=diag.get("category") or the_plan.category or "unknown",
+            success=attempt.succeeded,
+            stage=diag.get("stage") or "unknown",
+            model_class=type(first).__name__ if first is not None else engine.observed.pipeline_class,
+            estimated_peak=attempt.estimated_peak_bytes,
+            measured_peak=attempt.measured_peak_bytes,
+            available=the_plan.available_bytes,
+            failure=(attempt.diagnosis or {}).get("category"),
+            device=device,
+            time=time.time(),
+        ))
+    except Exception as exc:  # noqa: BLE001 - the history must never break a recovery
+        warnings.warn(f"wan_nb could not record the attempt: {exc}", stacklevel=2)
 
 
 def _nothing_to_try(the_plan: Plan) -> str:
@@ -1062,6 +1143,7 @@ def _finish(engine: _Engine, attempts: tuple[Attempt, ...], winner: str | None, 
         dtype=dtype,
         notes=tuple(dict.fromkeys(notes)),
         result=result,
+        models_dir=engine.models_dir,
     )
 
 

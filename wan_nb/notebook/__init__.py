@@ -18,8 +18,9 @@ first use, so ``import wan_nb.notebook`` stays as light as ``import wan_nb``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from .._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "show": "wan_nb.notebook.display",
@@ -47,14 +48,4 @@ def last_report(shell: Any = None) -> Any:
     return magics.last_report if magics is not None else None
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wan_nb.notebook' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(globals(), _EXPORTS)

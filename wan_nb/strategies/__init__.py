@@ -24,7 +24,9 @@ __all__ = [
     "tiling_kwargs",
 ]
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in CATALOGUE}
+from wan_nb.strategies.structural import STRUCTURAL  # noqa: E402
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (*CATALOGUE, *STRUCTURAL)}
 
 _PLACEMENT = ("model_cpu_offload", "group_offload", "sequential_cpu_offload", "balanced_device_map")
 _QUANT = ("quantize_int8", "quantize_nf4")
@@ -81,6 +83,11 @@ def parse_strategy(name: str) -> tuple[str, ...]:
     for part in parts:
         if part not in STRATEGIES:
             raise ValueError(f"Unknown strategy `{part}` in {name!r}. Valid strategies: {valid}.")
+    if len(parts) > 1:
+        alone = [p for p in parts if STRATEGIES[p].structural]
+        if alone:
+            raise ValueError(f"Strategy {name!r} cannot be used: `{alone[0]}` replaces the load (or is guidance "
+                             "only) and does not combine with other strategies.")
     if len(set(parts)) != len(parts):
         raise ValueError(f"Strategy {name!r} names the same strategy twice.")
     for i, a in enumerate(parts):

@@ -27,6 +27,10 @@ class StrategyContext:
     dtype: str = "float32"
     components: tuple[str, ...] = ()
     changes: dict[str, Any] = field(default_factory=dict)
+    # For the structural strategies: where to look for donors, and consent to run the
+    # model folder's own code.
+    models_dir: str | None = None
+    allow_remote_code: bool = False
 
     @property
     def device_type(self) -> str:
@@ -102,6 +106,13 @@ class Strategy:
     )
     _code: Callable[[StrategyContext], Code] = field(default=_no_code, compare=False, repr=False)
     _members: tuple[Strategy, ...] = field(default=(), compare=False, repr=False)
+    # Structural strategies: ``_assemble(path, torch_dtype, ctx)`` builds the pipeline a
+    # ``from_pretrained(path)`` of the run returns instead; ``_script(ctx, path, pipe_var)``
+    # writes their snippet. ``guidance`` ones (upgrade, redownload, another model) never run.
+    _assemble: Callable[[str, Any, StrategyContext], Any] | None = field(default=None, compare=False, repr=False)
+    _script: Callable[[StrategyContext, str | None, str], str] | None = field(default=None, compare=False,
+                                                                              repr=False)
+    guidance: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in STRATEGY_KINDS:
@@ -118,6 +129,11 @@ class Strategy:
     @property
     def is_combination(self) -> bool:
         return len(self.members) > 1
+
+    @property
+    def structural(self) -> bool:
+        """True for the strategies that replace the load (or only guide the user)."""
+        return self._assemble is not None or self.guidance
 
     @property
     def changes_output(self) -> bool:
@@ -203,6 +219,7 @@ class Strategy:
         dtype: str | None = None,
         changes: dict[str, Any] | None = None,
         components: tuple[str, ...] = (),
+        models_dir: str | None = None,
     ) -> str:
         """The code a user pastes into their notebook to apply this strategy by hand.
 
@@ -213,7 +230,10 @@ class Strategy:
         """
         device = device or "cuda"
         ctx = StrategyContext(device=device, settings=settings, dtype=dtype or "float32",
-                              components=tuple(components), changes=dict(changes or {}))
+                              components=tuple(components), changes=dict(changes or {}),
+                              models_dir=str(models_dir) if models_dir else None)
+        if self._script is not None:
+            return self._script(ctx, path, pipe_var)
         code = self.code(ctx)
         load_args = dict(code.load)
         loads = bool(path or load_args)
@@ -275,6 +295,7 @@ class Strategy:
             "fresh_load": self.fresh_load,
             "to_policy": self.to_policy,
             "parts": list(self.parts or (self.name,)),
+            "guidance": self.guidance,
         }
 
 
