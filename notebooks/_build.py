@@ -125,7 +125,7 @@ print("measured peak within the budget:", report.attempts[-1].measured_peak_byte
 print("pipeline put back as it was:", pipe.vae.use_tiling is False)'''),
         md("## The table, the plot, the snippet"),
         code("# NBVAL_IGNORE_OUTPUT\nreport"),
-        code("# NBVAL_IGNORE_OUTPUT\nplot_report(report)"),
+        code("# NBVAL_IGNORE_OUTPUT\nreport.plot()"),
         md("The code that worked, for this model and these settings (`%wan_recover --insert` puts it in a new cell):"),
         code("print(report.snippet())"),
         md("""
@@ -266,7 +266,7 @@ frame'''),
         code('''\
 worst = frame["error"].abs().max()
 print("every estimate within 25% of the measurement:", bool(worst < 0.25))'''),
-        code("# NBVAL_IGNORE_OUTPUT\nplot_report(report)"),
+        code("# NBVAL_IGNORE_OUTPUT\nreport.plot()"),
         md("""
 ## The real presets at 480p and 720p
 
