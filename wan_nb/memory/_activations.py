@@ -43,7 +43,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}
+from wan_nb.settings import DTYPE_BYTES  # one table of compute dtypes for settings and estimates
 
 
 # -- calibration ----------------------------------------------------------------------------
