@@ -31,10 +31,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from wan_nb.components import analyze_model_components  # noqa: E402
 from wan_nb.fixtures import load_tiny_pipeline, tiny_call_kwargs, tiny_pipeline_path  # noqa: E402
 from wan_nb.memory.estimate import estimate_memory  # noqa: E402
 from wan_nb.memory.meter import measure  # noqa: E402
+from wan_nb.model.components import analyze_model_components  # noqa: E402
 from wan_nb.settings import GenerationSettings  # noqa: E402
 from wan_nb.strategies import StrategyContext, get_strategy  # noqa: E402
 from wan_nb.units import format_bytes  # noqa: E402

@@ -101,10 +101,10 @@ def scenario_denoise(path, pipe):
 
 
 def scenario_only_fewer_frames(path, pipe):
-    from wan_nb.components import analyze_model_components
     from wan_nb.memory.estimate import estimate_memory
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.planning import SAFETY_MARGIN
-    from wan_nb.recovery import _pipeline_bytes
+    from wan_nb.recovery.pipelines import pipeline_bytes as _pipeline_bytes
     from wan_nb.settings import GenerationSettings
 
     run = lambda: pipe(**_call(height=48, width=48, num_frames=33, num_inference_steps=1))  # noqa: E731
@@ -149,7 +149,7 @@ SCENARIOS = (
 
 
 def run_approach(run, budget, options, strategies):
-    from wan_nb.recovery import recover
+    from wan_nb.recovery.engine import recover
 
     error = _failure(run, budget)
     gc.collect()

@@ -8,14 +8,12 @@ from wan_nb.alternatives import (
     AlternativeModel,
     alternatives_frame,
     get_local_alternatives,
-    identify_model,
-    load_registry,
-    min_diffusers_for,
     suggest_alternatives,
 )
-from wan_nb.components import analyze_model_components
 from wan_nb.fixtures import copy_model
 from wan_nb.history import HistoryRecord
+from wan_nb.model.components import analyze_model_components
+from wan_nb.model.registry import identify_model, load_registry, min_diffusers_for
 
 WAN_IDS = {
     "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.1-vace-1.3b",

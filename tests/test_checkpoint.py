@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from wan_nb.checkpoint import (
+from wan_nb.model.checkpoint import (
     CheckpointError,
     MissingFileError,
     find_weight_files,

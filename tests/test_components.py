@@ -4,9 +4,9 @@ import os
 import pytest
 
 from wan_nb import ComponentAnalyzer, ComponentReport, analyze_model_components
-from wan_nb.checkpoint import CheckpointError
-from wan_nb.components import ModelFolderError
 from wan_nb.fixtures import faults
+from wan_nb.model.checkpoint import CheckpointError
+from wan_nb.model.report import ModelFolderError
 
 # Parameter counts of the published transformer configs (the model classes' own counts).
 PUBLISHED_TRANSFORMER_PARAMS = {

@@ -1,4 +1,4 @@
-"""wan_nb.diagnose: the labelled corpus, live exceptions, evidence, round trips, robustness."""
+"""wan_nb.diagnosis.core: the labelled corpus, live exceptions, evidence, round trips, robustness."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wan_nb.diagnose import Diagnosis, diagnose, diagnose_file, diagnose_text
+from wan_nb.diagnosis import Diagnosis, diagnose, diagnose_file, diagnose_text
 from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
 
 CORPUS = Path(__file__).parent / "data" / "tracebacks"
@@ -398,7 +398,7 @@ def test_diagnose_is_fast_on_a_long_traceback():
 
 
 def test_text_diagnosis_does_not_import_torch():
-    code = ("import sys; from wan_nb.diagnose import diagnose; "
+    code = ("import sys; from wan_nb.diagnosis.core import diagnose; "
             "d = diagnose('torch.OutOfMemoryError: CUDA out of memory.'); "
             "assert d.category == 'out_of_memory'; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -409,7 +409,7 @@ def test_an_oom_behind_a_failed_weights_load_is_out_of_memory_at_load():
     """A CPU-budget OOM in from_pretrained surfaces as OSError <- ValueError <- OutOfMemoryError."""
     import torch
 
-    from wan_nb.diagnose import diagnose
+    from wan_nb.diagnosis import diagnose
 
     def read_tensors():
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

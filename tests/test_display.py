@@ -10,9 +10,9 @@ pytest.importorskip("IPython")
 
 
 def _report(winner: str | None = "vae_tiling"):
-    from wan_nb.diagnose import Diagnosis
+    from wan_nb.diagnosis import Diagnosis
     from wan_nb.planning import plan
-    from wan_nb.recovery import Attempt, RecoveryReport
+    from wan_nb.recovery.records import Attempt, RecoveryReport
 
     diagnosis = Diagnosis(category="out_of_memory", stage="vae_decode", summary="ran out in <vae_decode>")
     the_plan = plan(diagnosis, None, None, "cpu", "10MiB")
@@ -59,8 +59,8 @@ def test_failed_report_lists_what_was_not_tried():
 
 
 def test_component_report_and_plan_and_diagnosis_render(tiny_path):
-    from wan_nb.components import analyze_model_components
-    from wan_nb.diagnose import diagnose
+    from wan_nb.diagnosis import diagnose
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.notebook.display import mimebundle
 
     report = analyze_model_components(tiny_path("wan2.1-t2v"))
@@ -78,8 +78,8 @@ def test_component_report_and_plan_and_diagnosis_render(tiny_path):
 
 
 def test_memory_estimate_renders(synth_path):
-    from wan_nb.components import analyze_model_components
     from wan_nb.memory import estimate_memory
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.notebook.display import mimebundle
     from wan_nb.settings import GenerationSettings
 
@@ -122,18 +122,18 @@ def test_register_uses_the_shell_formatters_and_unregister_restores(ip):
 
     bundle = ip.display_formatter.mimebundle_formatter
     sentinel = lambda obj: {"text/plain": "user's own"}  # noqa: E731
-    bundle.for_type_by_name("wan_nb.planning", "Plan", sentinel)
+    bundle.for_type_by_name("wan_nb.planning.planner", "Plan", sentinel)
     done = display.register(ip)
     try:
         data, _ = ip.display_formatter.format(_report())
         assert data["text/plain"] == _report().to_text() and "text/html" in data
     finally:
         display.unregister(ip, done)
-    assert bundle.deferred_printers.get(("wan_nb.planning", "Plan")) is sentinel  # the user's printer is back
-    assert ("wan_nb.recovery", "RecoveryReport") not in bundle.deferred_printers
+    assert bundle.deferred_printers.get(("wan_nb.planning.planner", "Plan")) is sentinel  # the user's printer is back
+    assert ("wan_nb.recovery.engine", "RecoveryReport") not in bundle.deferred_printers
     data, _ = ip.display_formatter.format(_report())
     assert "text/html" not in data
-    bundle.pop("wan_nb.planning.Plan")
+    bundle.pop("wan_nb.planning.planner.Plan")
 
 
 def test_wan_nb_figures_and_axes_show_as_png_once(ip):

@@ -5,22 +5,20 @@ import shutil
 
 import pytest
 
-from wan_nb.components import analyze_model_components
-from wan_nb.donors import (
+from wan_nb.fixtures import copy_model, faults
+from wan_nb.model.components import analyze_model_components
+from wan_nb.model.discovery import local_model_folders, repo_id_from_cache_path
+from wan_nb.repair.assemble import SubstitutionError
+from wan_nb.repair.donors import (
     Donor,
-    Redownload,
     UsableComponent,
     assemble_with_donors,
     check_component,
     find_donor,
     find_donors,
     isolate_components,
-    local_model_folders,
-    redownload_instructions,
-    repo_id_from_cache_path,
 )
-from wan_nb.fixtures import copy_model, faults
-from wan_nb.substitution import SubstitutionError
+from wan_nb.repair.redownload import Redownload, redownload_instructions
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +62,7 @@ def test_missing_vae_gets_a_donor_and_the_pipeline_runs(models):
     assert Donor.from_dict(json.loads(json.dumps(donor.to_dict()))) == donor
 
     # A donor can also be named by hand, as a model folder: its `vae` is taken.
-    from wan_nb.substitution import plan_assembly
+    from wan_nb.repair.assemble import plan_assembly
 
     plan = plan_assembly(broken, donors={"vae": root / "wan22-a14b"})
     vae = next(s for s in plan.components if s.name == "vae")

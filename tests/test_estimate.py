@@ -17,14 +17,14 @@ GIB = 2**30
 
 @pytest.fixture(scope="module")
 def ti2v(synth_path):
-    from wan_nb.components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     return analyze_model_components(synth_path("wan2.2-ti2v-5b"))
 
 
 @pytest.fixture(scope="module")
 def tiny_report(tiny_path):
-    from wan_nb.components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     return analyze_model_components(tiny_path("wan2.1-t2v", 1))
 
@@ -134,7 +134,7 @@ def test_round_trip_and_displays(ti2v, synth_path):
 
 def test_the_published_order_of_magnitude(synth_path):
     # Wan2.2 TI2V 5B at 720P with offload: published 22.9 GB (Wan's code, RTX 4090).
-    from wan_nb.components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     report = analyze_model_components(synth_path("wan2.2-ti2v-5b"))
     est = estimate_memory(report, GenerationSettings(height=704, width=1280, num_frames=121), "model_cpu_offload")

@@ -18,7 +18,7 @@ from wan_nb.fallback import (
     handle_pipeline_failure,
 )
 from wan_nb.fixtures import copy_model, faults
-from wan_nb.substitution import CONSENT_REASON
+from wan_nb.repair.assemble import CONSENT_REASON
 
 
 @pytest.fixture(autouse=True)

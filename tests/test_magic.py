@@ -206,7 +206,7 @@ def test_force_tries_the_strategies_in_order_and_one_line_per_failure(ip, wan, c
 
 
 def test_allow_degraded_lets_output_changing_strategies_run(ip, wan):
-    from wan_nb.recovery import RecoveryError
+    from wan_nb.recovery.records import RecoveryError
 
     _fail(ip)
     result = ip.run_cell("%wan_recover --strategies lower_resolution")
@@ -231,16 +231,16 @@ def test_apply_keeps_the_winner_and_insert_adds_its_code(ip, wan, capsys):
 
 
 def test_remote_code_and_models_dir_reach_recover(ip, wan, monkeypatch, tmp_path):
-    import wan_nb.recovery
+    import wan_nb.recovery.engine
 
     seen = {}
-    real = wan_nb.recovery.recover
+    real = wan_nb.recovery.engine.recover
 
     def spy(run, **kwargs):
         seen.update(kwargs)
         return real(run, **kwargs)  # the real engine accepts both
 
-    monkeypatch.setattr(wan_nb.recovery, "recover", spy)
+    monkeypatch.setattr(wan_nb.recovery.engine, "recover", spy)
     ip.run_cell(f"%%wan_recover --allow-remote-code --models-dir {tmp_path}\nx = 1").raise_error()
     assert seen["allow_remote_code"] is True and seen["models_dir"] == str(tmp_path)
     seen.clear()
@@ -332,7 +332,7 @@ def test_cell_magic_that_stays_failed_is_remembered_for_wan_recover(ip, wan):
 def test_wan_analyze(ip, wan, tiny_path):
     from IPython.core.error import UsageError
 
-    from wan_nb.components import ComponentReport
+    from wan_nb.model.report import ComponentReport
 
     report = ip.run_line_magic("wan_analyze", str(tiny_path(VARIANT)))
     assert isinstance(report, ComponentReport) and "transformer_2" in report.names and report.ok

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wan_nb.diagnose import Diagnosis, diagnose
+from wan_nb.diagnosis import Diagnosis, diagnose
 from wan_nb.planning import NOT_RETRIED, SAFETY_MARGIN, Plan, plan
 from wan_nb.settings import GenerationSettings
 
@@ -22,14 +22,14 @@ def oom(stage: str, category: str = "out_of_memory") -> Diagnosis:
 
 @pytest.fixture(scope="module")
 def synth_report(synth_path):
-    from wan_nb.components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     return analyze_model_components(synth_path("wan2.1-t2v-14b"))
 
 
 @pytest.fixture(scope="module")
 def tiny_report(tiny_path):
-    from wan_nb.components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     return analyze_model_components(tiny_path("wan2.1-t2v", 1))
 

@@ -8,7 +8,7 @@ pytest.importorskip("matplotlib")
 
 
 def _report(probe_failed: bool = False):
-    from wan_nb.recovery import Attempt, RecoveryReport
+    from wan_nb.recovery.records import Attempt, RecoveryReport
 
     attempts = (
         Attempt("half_precision", "failed", estimated_peak_bytes=12 << 20, measured_peak_bytes=10 << 20,
@@ -65,8 +65,8 @@ def test_plot_stages_of_a_report_is_measured_per_attempt():
 
 
 def test_plot_stages_of_an_estimate_and_plot_estimates(synth_path):
-    from wan_nb.components import analyze_model_components
     from wan_nb.memory import estimate_memory
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.plots import plot_estimates, plot_stages
     from wan_nb.settings import GenerationSettings
 
@@ -104,7 +104,7 @@ def test_plots_do_not_import_pyplot_or_ipython():
     import subprocess
     import sys
 
-    code = ("import sys; from wan_nb.plots import plot_report; from wan_nb.recovery import RecoveryReport;"
+    code = ("import sys; from wan_nb.plots import plot_report; from wan_nb.recovery.engine import RecoveryReport;"
             "plot_report(RecoveryReport((), None, None, 'cpu')).savefig('/dev/null', format='png');"
             "print('matplotlib.pyplot' in sys.modules, 'IPython' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
-from wan_nb.diagnose import diagnose
-from wan_nb.recovery import Attempt, RecoveryError, RecoveryReport, recover, retry_on_failure
+from wan_nb.diagnosis import diagnose
+from wan_nb.recovery.engine import recover
+from wan_nb.recovery.records import Attempt, RecoveryError, RecoveryReport
+from wan_nb.recovery.retry import retry_on_failure
 
 NO_ACCEL = "needs an accelerator (CUDA/XPU/MPS); this kernel has none"
 
@@ -141,10 +143,10 @@ def test_oom_in_denoising_finds_what_fits_on_a_cpu_and_says_why_the_rest_cannot(
 
 
 def test_when_only_fewer_frames_fits_it_waits_for_permission(pipe, path):
-    from wan_nb.components import analyze_model_components
     from wan_nb.memory.estimate import estimate_memory
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.planning import SAFETY_MARGIN
-    from wan_nb.recovery import _pipeline_bytes
+    from wan_nb.recovery.pipelines import pipeline_bytes as _pipeline_bytes
     from wan_nb.settings import GenerationSettings
 
     run = lambda: pipe(**call(height=48, width=48, num_frames=33, num_inference_steps=1))  # noqa: E731
@@ -192,7 +194,7 @@ def test_a_run_that_loads_its_own_pipeline_recovers_and_its_names_are_put_back(p
         namespace["pipe"].to("cpu")
         return namespace["pipe"](**call(**DECODE_HEAVY))
 
-    from wan_nb.recovery import _pipeline_bytes
+    from wan_nb.recovery.pipelines import pipeline_bytes as _pipeline_bytes
 
     # The cell loads its weights inside the budget: give it room for them.
     budget = decode_budget + _pipeline_bytes([WanPipeline.from_pretrained(path)], "cpu")
@@ -227,8 +229,9 @@ def test_the_same_failure_recovers_with_an_existing_pipeline_found_in_the_namesp
 def test_an_offloaded_pipeline_ignores_moves_during_the_attempt_only(pipe):
     import torch
 
-    from wan_nb._isolation import PipelineState, guard_to
+    from wan_nb.recovery.patches import guard_to
     from wan_nb.strategies import STRATEGIES, StrategyContext
+    from wan_nb.strategies.state import PipelineState
 
     before = fingerprint(pipe)
     state = PipelineState.capture(pipe)
@@ -286,7 +289,7 @@ def test_after_recovery_the_pipeline_and_the_memory_are_as_before(pipe, decode_b
 
 
 def test_apply_keeps_the_winner_on_the_pipeline(pipe, decode_budget):
-    from wan_nb._isolation import PipelineState
+    from wan_nb.strategies.state import PipelineState
 
     before = PipelineState.capture(pipe)
     run = lambda: pipe(**call(**DECODE_HEAVY))  # noqa: E731
@@ -354,7 +357,7 @@ def test_bad_arguments_say_what_to_pass():
 
 
 def test_finding_pipelines_does_not_import_diffusers():
-    code = ("import sys; from wan_nb import _isolation as i; "
+    code = ("import sys; from wan_nb.recovery import pipelines as i; "
             "assert i.find_pipelines({'a': 1}, [2], lambda: 3) == []; assert 'diffusers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -474,11 +477,11 @@ def test_an_unknown_pipeline_class_is_recovered_by_assembling_its_components(tin
 
 
 def test_remote_code_is_skipped_without_consent(tiny_path, tmp_path, no_hf_cache):
-    from wan_nb.components import analyze_model_components
-    from wan_nb.diagnose import Diagnosis
+    from wan_nb.diagnosis import Diagnosis
     from wan_nb.fixtures import copy_model, set_pipeline_class
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.planning import plan
-    from wan_nb.substitution import CONSENT_REASON
+    from wan_nb.repair.assemble import CONSENT_REASON
 
     path = copy_model(tiny_path("wan2.1-t2v"), tmp_path / "alone" / "custom")
     set_pipeline_class(path, "MyWanPipeline")
@@ -543,7 +546,7 @@ def test_recovery_report_plots_estimates_and_measurements():
 
 
 def test_clear_tracebacks_also_empties_the_locals_a_display_cached():
-    from wan_nb._isolation import clear_tracebacks
+    from wan_nb.recovery.sandbox import clear_tracebacks
 
     def failing():
         big = bytearray(1 << 20)  # noqa: F841 - held by the frame
@@ -566,7 +569,7 @@ def test_a_fresh_load_keeps_the_users_progress_bar_config_and_a_failed_attempt_e
         path, monkeypatch):
     from diffusers import DiffusionPipeline
 
-    from wan_nb.diagnose import Diagnosis
+    from wan_nb.diagnosis import Diagnosis
 
     own = DiffusionPipeline.from_pretrained(path)
     own.set_progress_bar_config(disable=True, desc="quiet")

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from wan_nb import geometry as sizes
 from wan_nb.settings import GenerationSettings
-from wan_nb.strategies import COMBINATIONS, STRATEGIES, StrategyContext, get_strategy, parse_strategy, sizes
+from wan_nb.strategies import COMBINATIONS, STRATEGIES, StrategyContext, get_strategy, parse_strategy
 from wan_nb.vocabulary import (
     CATEGORIES,
     DEGRADED_STRATEGIES,

@@ -5,21 +5,21 @@ from dataclasses import replace
 
 import pytest
 
-from wan_nb.components import ModelFolderError, analyze_model_components
 from wan_nb.fixtures import faults
-from wan_nb.substitution import (
+from wan_nb.model.components import analyze_model_components
+from wan_nb.model.report import ModelFolderError
+from wan_nb.repair.assemble import (
     CONSENT_REASON,
     AssemblyPlan,
     ConsentRequired,
     SubstitutionError,
     assemble_components,
-    find_remote_code,
     generic_pipeline,
-    load_with_remote_code,
     plan_assembly,
-    substitution_options,
-    upgrade_guidance,
 )
+from wan_nb.repair.options import substitution_options
+from wan_nb.repair.remote_code import find_remote_code, load_with_remote_code
+from wan_nb.repair.upgrade import upgrade_guidance
 
 
 def _tree_state(folder):

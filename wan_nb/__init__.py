@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._lazy import lazy_exports as _lazy_exports
+from wan_nb._lazy import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -17,18 +17,18 @@ _EXPORTS: dict[str, str] = {
     "GenerationSettings": "wan_nb.settings",
     "parse_bytes": "wan_nb.units",
     "format_bytes": "wan_nb.units",
-    "CheckpointError": "wan_nb.checkpoint",
+    "CheckpointError": "wan_nb.model",
     "ComponentAnalyzer": "wan_nb.fallback",
-    "ComponentInfo": "wan_nb.components",
-    "ComponentReport": "wan_nb.components",
-    "analyze_model_components": "wan_nb.components",
+    "ComponentInfo": "wan_nb.model",
+    "ComponentReport": "wan_nb.model",
+    "analyze_model_components": "wan_nb.model",
     "Measurement": "wan_nb.memory.meter",
     "measure": "wan_nb.memory.meter",
     "memory_budget": "wan_nb.memory.budget",
     "MemoryEstimate": "wan_nb.memory.estimate",
     "estimate_memory": "wan_nb.memory.estimate",
-    "Diagnosis": "wan_nb.diagnose",
-    "diagnose": "wan_nb.diagnose",
+    "Diagnosis": "wan_nb.diagnosis",
+    "diagnose": "wan_nb.diagnosis",
     "plan": "wan_nb.planning",
     "Plan": "wan_nb.planning",
     "Candidate": "wan_nb.planning",
@@ -47,16 +47,16 @@ _EXPORTS: dict[str, str] = {
     "AlternativeModelSuggester": "wan_nb.fallback",
     "handle_pipeline_failure": "wan_nb.fallback",
     "find_alternative_models": "wan_nb.fallback",
-    "UsableComponent": "wan_nb.donors",
-    "isolate_components": "wan_nb.donors",
-    "find_donor": "wan_nb.donors",
-    "redownload_instructions": "wan_nb.donors",
+    "UsableComponent": "wan_nb.repair",
+    "isolate_components": "wan_nb.repair",
+    "find_donor": "wan_nb.repair",
+    "redownload_instructions": "wan_nb.repair",
     "AlternativeModel": "wan_nb.alternatives",
     "suggest_alternatives": "wan_nb.alternatives",
     "get_local_alternatives": "wan_nb.alternatives",
-    "assemble_components": "wan_nb.substitution",
-    "generic_pipeline": "wan_nb.substitution",
-    "upgrade_guidance": "wan_nb.substitution",
+    "assemble_components": "wan_nb.repair",
+    "generic_pipeline": "wan_nb.repair",
+    "upgrade_guidance": "wan_nb.repair",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -67,13 +67,13 @@ __getattr__, __dir__ = _lazy_exports(globals(), _EXPORTS)
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext wan_nb``: register the magics and the failed-cell hook."""
-    from .notebook.magic import load_extension
+    from wan_nb.notebook.magic import load_extension
 
     load_extension(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext wan_nb``: remove everything ``%load_ext wan_nb`` added."""
-    from .notebook.magic import unload_extension
+    from wan_nb.notebook.magic import unload_extension
 
     unload_extension(ipython)

@@ -18,17 +18,23 @@ models already on disk (a models folder and the Hugging Face cache).
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field, fields
-from functools import cache
-from importlib import resources
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .components import ComponentReport, ModelFolderError, analyze_model_components
-from .libraries import installed_version, version_at_least
-from .units import format_bytes, parse_bytes
+from wan_nb.libraries import installed_version, version_at_least
+from wan_nb.model import ComponentReport, ModelFolderError, analyze_model_components
+from wan_nb.model.registry import (
+    ModelEntry,
+    PeakFigure,
+    camel_head,
+    estimate_settings,
+    identify_model,
+    inferred_task,
+    load_registry,
+)
+from wan_nb.units import format_bytes, parse_bytes
 
 # Cheaper strategies first: a model that fits without help beats one that needs offloading.
 _STRATEGY_COST = {
@@ -42,62 +48,6 @@ _STRATEGY_COST = {
     "sequential_cpu_offload+vae_tiling": 7,
 }
 _TASK_NAMES = {"t2v", "i2v", "v2v", "vace", "ti2v"}
-
-
-@dataclass(frozen=True)
-class PeakFigure:
-    """One peak-memory figure of a registry model and where it comes from."""
-
-    bytes: int | None
-    source: str  # estimated | published
-    strategy: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    reference: str | None = None
-    as_published: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PeakFigure:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of the registry."""
-
-    id: str
-    name: str
-    architecture: str
-    family: str
-    repo_id: str
-    pipeline_class: str
-    tasks: tuple[str, ...]
-    features: tuple[str, ...]
-    min_diffusers: str | None
-    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    peak_memory: tuple[PeakFigure, ...] = ()
-    fingerprint: dict[str, dict[str, Any]] = field(default_factory=dict)
-    synthetic_preset: str | None = None
-
-    @property
-    def total_parameters(self) -> int | None:
-        counts = [p.get("count") for p in self.parameters.values()]
-        return sum(counts) if counts and all(isinstance(c, int) for c in counts) else None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        data["tasks"] = tuple(data.get("tasks") or ())
-        data["features"] = tuple(data.get("features") or ())
-        data["peak_memory"] = tuple(PeakFigure.from_dict(p) for p in data.get("peak_memory") or ())
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -139,71 +89,6 @@ class AlternativeModel:
         return cls(**data)
 
 
-# --------------------------------------------------------------------------- registry
-
-
-def registry_path() -> Path:
-    return Path(str(resources.files("wan_nb") / "data" / "models.json"))
-
-
-@cache
-def _registry_data(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def load_registry(path: str | os.PathLike[str] | None = None) -> list[ModelEntry]:
-    """Every model of ``models.json`` (or of the file given)."""
-    data = _registry_data(str(path or registry_path()))
-    return [ModelEntry.from_dict(m) for m in data["models"]]
-
-
-def estimate_settings() -> dict[str, Any]:
-    """The generation settings the registry's estimated figures assume."""
-    return dict(_registry_data(str(registry_path())).get("estimate_settings") or {})
-
-
-def min_diffusers_for(pipeline_class: str) -> str | None:
-    """The diffusers release that introduced ``pipeline_class``, when the registry knows it."""
-    versions = [m.min_diffusers for m in load_registry() if m.pipeline_class == pipeline_class and m.min_diffusers]
-    # Several checkpoints share a class (CogVideoX 2B / 5B): the class came with the earliest.
-    from .libraries import version_tuple
-
-    return min(versions, key=version_tuple) if versions else None
-
-
-def _fingerprint_of(report: ComponentReport, keys: dict[str, dict[str, Any]]) -> bool:
-    for component, expected in keys.items():
-        if component == "_pipeline":
-            # Wan 2.1 14B and one Wan 2.2 A14B expert share a transformer config: the
-            # pipeline's boundary_ratio (absent in 2.1) tells them apart.
-            if any(report.pipeline_config.get(k) != v for k, v in expected.items()):
-                return False
-            continue
-        info = report.component(component)
-        if info is None or not info.config:
-            return False
-        for key, value in expected.items():
-            have = info.config.get(key)
-            if (list(have) if isinstance(have, tuple) else have) != value:
-                return False
-    return True
-
-
-def identify_model(report: ComponentReport) -> ModelEntry | None:
-    """The registry model a folder holds, when its pipeline class and configs say so.
-
-    Only entries with a fingerprint (the transformer's shape-defining config) can be
-    identified: a class name alone would call every tiny test model "Wan 2.1 1.3B".
-    """
-    for entry in load_registry():
-        if entry.fingerprint and entry.pipeline_class == report.pipeline_class and _fingerprint_of(
-            report, entry.fingerprint
-        ):
-            return entry
-    return None
-
-
 # --------------------------------------------------------------------------- ranking
 
 
@@ -215,10 +100,9 @@ def _parse_target(target: Any) -> tuple[str | None, set[str], set[str], str | No
         entry = identify_model(report)
         if entry is not None:
             return entry.family, set(entry.tasks), set(entry.features), entry.id
-        from .substitution import _camel_head, _inferred_task
 
-        family = _camel_head(report.pipeline_class or "").lower() or None
-        return family, {_inferred_task(report)}, {_inferred_task(report)}, report.pipeline_class
+        family = camel_head(report.pipeline_class or "").lower() or None
+        return family, {inferred_task(report)}, {inferred_task(report)}, report.pipeline_class
     text = str(target).strip()
     for entry in registry:
         if text in (entry.id, entry.repo_id, entry.name):
@@ -248,7 +132,7 @@ def _parse_target(target: Any) -> tuple[str | None, set[str], set[str], str | No
 
 def _peak_choice(entry: ModelEntry, available: int | None, history) -> tuple[PeakFigure | None, float | None]:
     """The cheapest figure that fits (estimates before published ones), and its fit probability."""
-    from .history import fit_probability
+    from wan_nb.history import fit_probability
 
     figures = [p for p in entry.peak_memory if p.bytes]
     if not figures:
@@ -348,7 +232,7 @@ def suggest_alternatives(
     available = parse_bytes(available_memory) if available_memory is not None else None
     family, tasks, features, label = _parse_target(target)
     if history is None:
-        from .history import load_history
+        from wan_nb.history import load_history
 
         history = load_history()
     registry = load_registry()
@@ -379,7 +263,7 @@ def get_local_alternatives(
     model gets its parameters from its headers and, when the estimator can, a fresh
     estimate at the registry's settings.
     """
-    from .donors import local_model_folders
+    from wan_nb.model.discovery import local_model_folders
 
     dirs = [(models_dir, "models_dir")] if models_dir is not None else []
     if models_dir is not None and not Path(models_dir).expanduser().is_dir():
@@ -395,9 +279,8 @@ def get_local_alternatives(
             alt = _alternative(entry, entry.family, set(entry.tasks), set(entry.features), None, [], str(folder))
             found.append(alt)
             continue
-        from .substitution import _inferred_task
 
-        task = _inferred_task(report)
+        task = inferred_task(report)
         peak, source, strategy = _local_estimate(report, settings)
         found.append(AlternativeModel(
             name=repo_id or folder.name,
@@ -424,8 +307,8 @@ def get_local_alternatives(
 
 def _local_estimate(report: ComponentReport, settings) -> tuple[int | None, str, str | None]:
     try:
-        from .memory.estimate import estimate_memory
-        from .settings import GenerationSettings
+        from wan_nb.memory.estimate import estimate_memory
+        from wan_nb.settings import GenerationSettings
 
         chosen = settings or GenerationSettings.from_dict(estimate_settings())
         estimate = estimate_memory(report, chosen)
@@ -458,6 +341,6 @@ def alternatives_frame(alternatives: list[AlternativeModel]):
 
 
 if __name__ == "__main__":  # pragma: no cover - the maintainer's refresh entry point
-    from ._alternatives_refresh import main
+    from tools.refresh_registry import main
 
     raise SystemExit(main())

@@ -23,7 +23,7 @@ def _print_json(data: object) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .components import analyze_model_components
+    from wan_nb.model.components import analyze_model_components
 
     report = analyze_model_components(args.path, deep=args.deep)
     if args.json:
@@ -34,7 +34,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _settings_from(args: argparse.Namespace):
-    from .settings import GenerationSettings
+    from wan_nb.settings import GenerationSettings
 
     return GenerationSettings(
         height=args.height,
@@ -47,8 +47,8 @@ def _settings_from(args: argparse.Namespace):
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from .components import analyze_model_components
-    from .memory.estimate import estimate_memory
+    from wan_nb.memory.estimate import estimate_memory
+    from wan_nb.model.components import analyze_model_components
 
     report = analyze_model_components(args.path)
     estimate = estimate_memory(report, _settings_from(args), args.strategy, device=args.device)
@@ -60,7 +60,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnose import diagnose_file
+    from wan_nb.diagnosis import diagnose_file
 
     if args.file != "-" and not Path(args.file).is_file():
         raise CommandError(f"{args.file} is not a file; give a saved traceback or log, or - to read stdin")
@@ -73,7 +73,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
-    from .fixtures import build_tiny_pipeline
+    from wan_nb.fixtures import build_tiny_pipeline
 
     path = build_tiny_pipeline(args.path, args.variant, size=args.size, seed=args.seed)
     print(f"tiny {args.variant} pipeline (size {args.size}) written to {path}")
@@ -81,7 +81,7 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .fixtures import write_synthetic_checkpoint
+    from wan_nb.fixtures import write_synthetic_checkpoint
 
     path = write_synthetic_checkpoint(args.path, args.preset)
     print(f"synthetic {args.preset} checkpoint (headers only, sparse files) written to {path}")
@@ -89,14 +89,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from wan_nb.demo import run_demo
 
     return run_demo(Path(args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .fixtures import SYNTH_PRESETS, TINY_VARIANTS
-    from .vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES
+    from wan_nb.fixtures import SYNTH_PRESETS, TINY_VARIANTS
+    from wan_nb.vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES
 
     parser = argparse.ArgumentParser(
         prog="wan-nb",
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
+    from wan_nb.model.checkpoint import CheckpointError
 
     parser = build_parser()
     args = parser.parse_args(argv)

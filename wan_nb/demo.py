@@ -33,8 +33,8 @@ def run_demo(out: Path, *, variant: str = VARIANT, budget: str = BUDGET, explore
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from wan_nb.components import analyze_model_components
     from wan_nb.fixtures import build_tiny_pipeline, tiny_call_kwargs
+    from wan_nb.model.components import analyze_model_components
 
     model = out / f"tiny-{variant}"
     if not (model / "model_index.json").is_file():
@@ -64,14 +64,14 @@ def run_demo(out: Path, *, variant: str = VARIANT, budget: str = BUDGET, explore
         print("   it fit: nothing to recover (is the budget larger than the run needs?)")
         return 0
 
-    from wan_nb.diagnose import diagnose
+    from wan_nb.diagnosis import diagnose
 
     diagnosis = diagnose(error)
     _step(3, "What went wrong, and where:", start)
     print(diagnosis.to_text())
 
     from wan_nb.notebook.live import LiveTable
-    from wan_nb.recovery import recover
+    from wan_nb.recovery.engine import recover
 
     _step(4, "Recover: each planned strategy applied, the run repeated and measured, the pipeline put back:", start)
     live = LiveTable("attempts", widgets=False)

@@ -7,7 +7,7 @@ What each name does now:
 
 * :class:`FallbackHandler` — ``create_fallback_strategy(failed_pipeline, error)`` plans the
   structural strategies for the failure (pipeline substitution, component isolation /
-  donors / redownload, alternative models; memory failures come from :func:`wan_nb.planning.plan`)
+  donors / redownload, alternative models; memory failures come from :func:`wan_nb.planning.planner.plan`)
   and returns the best; ``execute_fallback_strategy(strategy, model_path)`` runs one and
   returns a :class:`FallbackResult`; ``handle(model_path, error)`` tries them in order.
 * :func:`handle_pipeline_failure`, :func:`analyze_model_components`,
@@ -35,28 +35,22 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import components as _components
-from . import history as _history
-from .alternatives import AlternativeModel, get_local_alternatives, suggest_alternatives
-from .components import ComponentReport, ModelFolderError
-from .donors import (
+from wan_nb import history as _history
+from wan_nb.alternatives import AlternativeModel, get_local_alternatives, suggest_alternatives
+from wan_nb.model import components as _components
+from wan_nb.model.report import ComponentReport, ModelFolderError
+from wan_nb.repair.assemble import SubstitutionError, assemble_components, generic_pipeline, plan_assembly
+from wan_nb.repair.donors import (
     UsableComponent,
     assemble_with_donors,
     broken_components,
     find_donors,
     isolate_components,
-    redownload_instructions,
 )
-from .substitution import (
-    SubstitutionError,
-    assemble_components,
-    find_remote_code,
-    generic_pipeline,
-    load_with_remote_code,
-    plan_assembly,
-    substitution_options,
-    upgrade_guidance,
-)
+from wan_nb.repair.options import substitution_options
+from wan_nb.repair.redownload import redownload_instructions
+from wan_nb.repair.remote_code import find_remote_code, load_with_remote_code
+from wan_nb.repair.upgrade import upgrade_guidance
 
 __all__ = [
     "AlternativeModel",
@@ -242,7 +236,7 @@ def _category_from_report(report: ComponentReport) -> str | None:
 
 
 def _diagnosis(error: Any):
-    from .diagnose import Diagnosis, diagnose
+    from wan_nb.diagnosis import Diagnosis, diagnose
 
     if isinstance(error, Diagnosis):
         return error
@@ -284,7 +278,7 @@ class FallbackHandler:
         call_kwargs: dict[str, Any] | None = None,
         record_history: bool = True,
     ):
-        from .units import parse_bytes
+        from wan_nb.units import parse_bytes
 
         self.models_dir = models_dir
         self.search_dirs = [*(search_dirs or []), *([models_dir] if models_dir else [])]
@@ -313,7 +307,7 @@ class FallbackHandler:
         if report is None or self.settings is None or self.available_memory is None:
             return None
         try:
-            from .memory.estimate import estimate_memory
+            from wan_nb.memory.estimate import estimate_memory
 
             return int(estimate_memory(report, self.settings, None, device="cuda").peak_bytes)
         except Exception:  # noqa: BLE001 - the estimate is optional: the probability then ignores fit
@@ -449,7 +443,7 @@ class FallbackHandler:
 
     def _memory_strategies(self, diagnosis, report) -> list[FallbackStrategy]:
         try:
-            from .planning import plan as make_plan
+            from wan_nb.planning import plan as make_plan
 
             plan = make_plan(diagnosis, report, self.settings, self.device, available_bytes=self.available_memory)
         except Exception:  # noqa: BLE001 - without the engine's plan there is nothing to list here
@@ -563,7 +557,7 @@ class FallbackHandler:
             pipe = self._build(strategy, path, report)
             output = pipe(**self.call_kwargs) if self.call_kwargs else None
         except Exception as exc:  # noqa: BLE001 - a failed fallback is a finding, reported, then the next
-            from .diagnose import diagnose
+            from wan_nb.diagnosis import diagnose
 
             seconds = time.perf_counter() - start
             failure = diagnose(exc).category
@@ -578,7 +572,7 @@ class FallbackHandler:
     def _record(self, strategy: FallbackStrategy, path: str, success: bool, failure: str | None) -> None:
         if not self.record_history:
             return
-        from .checkpoint import CheckpointError, read_json
+        from wan_nb.model.checkpoint import CheckpointError, read_json
 
         try:
             model_class = read_json(Path(path) / "model_index.json").get("_class_name")
@@ -669,7 +663,7 @@ class ComponentAnalyzer:
                     "(its parent has no model_index.json)."
                 )
             path, component = path.parent, path.name
-        from .donors import check_component
+        from wan_nb.repair.donors import check_component
 
         return check_component(self.analyze(path), component)
 

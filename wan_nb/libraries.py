@@ -11,7 +11,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 # The diffusers release that introduced each Wan class or feature (its changelog).
 WAN_CLASS_INTRODUCED: dict[str, str] = {
@@ -89,3 +89,18 @@ def class_available(library: str | None, class_name: str | None) -> bool:
         return getattr(module, class_name, None) is not None  # aliases such as T5TokenizerFast
     except Exception:  # any import failure means "not importable here"
         return False
+
+
+@lru_cache(maxsize=1)
+def dtype_kwarg_name() -> str:
+    """``dtype`` where the installed diffusers prefers it, else ``torch_dtype``.
+
+    diffusers deprecated ``torch_dtype`` (``_resolve_dtype``); the module text is read, not
+    imported, so snippets stay cheap to write.
+    """
+    try:
+        spec = importlib.util.find_spec("diffusers.utils.deprecation_utils")
+        with open(spec.origin, encoding="utf-8") as fh:  # type: ignore[union-attr, arg-type]
+            return "dtype" if "def _resolve_dtype" in fh.read() else "torch_dtype"
+    except Exception:  # noqa: BLE001 - no diffusers, or an unusual install: the old name works everywhere
+        return "torch_dtype"

@@ -10,7 +10,7 @@ cell shows it (IPython's own formatter, colours off). Temporary paths are replac
 stable ones so that a rerun changes only what the libraries changed.
 
 The labels are the author's judgement of each failure, written before looking at what
-``wan_nb.diagnose`` says; ``tests/test_diagnose.py`` checks diagnose against them.
+``wan_nb.diagnosis.core`` says; ``tests/test_diagnose.py`` checks diagnose against them.
 """
 
 from __future__ import annotations

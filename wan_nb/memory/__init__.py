@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports as _lazy_exports
+from wan_nb._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "measure": "wan_nb.memory.meter",
@@ -17,7 +17,6 @@ _EXPORTS: dict[str, str] = {
     "MemoryEstimate": "wan_nb.memory.estimate",
     "reduce_frames": "wan_nb.memory.estimate",
     "reduce_resolution": "wan_nb.memory.estimate",
-    "parse_strategy": "wan_nb.memory.estimate",
 }
 
 __all__ = list(_EXPORTS)

@@ -202,3 +202,61 @@ def checkpoint_device(dev: torch.device) -> None:
     peaks = AcceleratorPeaks._instances.get(str(dev))
     if peaks is not None and peaks.watchers:
         peaks.checkpoint()
+
+
+# -- what the planner and the recovery engine ask of a device (one place for the dispatch) --
+def accelerator_count(device: str) -> int:
+    """How many devices of ``device``'s kind this machine has (0 for the CPU)."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return 0
+    if dev.type == "mps":
+        return 1 if torch.backends.mps.is_available() else 0
+    available = _fn(dev, "is_available")
+    if available is None or not available():
+        return 0  # a torch built without this backend, or no such device here
+    count = _fn(dev, "device_count")
+    return int(count()) if count is not None else 0
+
+
+def has_any_accelerator() -> bool:
+    accel = getattr(torch, "accelerator", None)
+    if accel is not None:
+        return bool(accel.is_available())
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def device_total_bytes(device: Any) -> int:
+    """Total memory of ``device``: the card's size, or the host's RAM for the CPU."""
+    dev = normalize(device)
+    if dev.type == "cpu":
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    return total_memory(dev)
+
+
+def device_free_bytes(device: Any) -> int:
+    """Free memory of ``device``: ``mem_get_info`` on accelerators, psutil's ``available`` on the CPU."""
+    dev = normalize(device)
+    if dev.type == "cpu":
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    available = _fn(dev, "is_available")
+    if available is not None and not available():
+        raise RuntimeError(f"no {dev.type} device is available to this torch build")
+    return mem_get_info(dev)[0]
+
+
+def free_memory(device: Any = None) -> None:
+    """``gc.collect()`` then the backend's ``empty_cache()``, as accelerate's ``release_memory`` does."""
+    gc.collect()
+    dev = normalize(device or "cpu")
+    if dev.type in ("cpu", "meta"):
+        return
+    available = getattr(getattr(torch, dev.type, None), "is_available", None)
+    if dev.type == "mps":
+        available = torch.backends.mps.is_available
+    if callable(available) and available():
+        empty_cache(dev)

@@ -102,7 +102,7 @@ class MemoryBudget(contextlib.ContextDecorator):
         dev = _accel.normalize(self._device_arg) if self._device_arg is not None else _accel.default_device()
         if dev.type == "meta":
             raise ValueError("`device='meta'` holds no memory to budget.")
-        limit = self._bytes if self._fraction is None else int(self._fraction * _device_total(dev))
+        limit = self._bytes if self._fraction is None else int(self._fraction * _accel.device_total_bytes(dev))
         entry = _Entry(device=dev, limit=limit)
         if dev.type == "cpu":
             from wan_nb.memory._tracker import TRACKER
@@ -136,16 +136,6 @@ def memory_budget(budget: str | int | float, device: Any = None) -> MemoryBudget
         device: the device to cap; default the current accelerator, else the CPU.
     """
     return MemoryBudget(budget, device=device)
-
-
-def _device_total(dev: Any) -> int:
-    if dev.type == "cpu":
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    from wan_nb.memory import _accel
-
-    return _accel.total_memory(dev)
 
 
 def _enter_accelerator(entry: _Entry) -> None:

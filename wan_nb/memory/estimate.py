@@ -35,13 +35,13 @@ from typing import Any
 from wan_nb.memory import _activations as A
 from wan_nb.settings import GenerationSettings
 from wan_nb.units import format_bytes
-from wan_nb.vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES
+from wan_nb.vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES, PLACEMENT_STRATEGIES, parse_strategy
 
-__all__ = ["MemoryEstimate", "estimate_memory", "parse_strategy", "reduce_frames", "reduce_resolution"]
+__all__ = ["MemoryEstimate", "estimate_memory", "reduce_frames", "reduce_resolution"]
 
 STAGE_ORDER = ("text_encode", "vae_encode", "denoise", "vae_decode", "postprocess")
 _ESTIMABLE = MEMORY_STRATEGIES + DEGRADED_STRATEGIES
-_PLACEMENT = ("model_cpu_offload", "group_offload", "sequential_cpu_offload", "balanced_device_map")
+
 
 # diffusers' WanTransformer3DModel._keep_in_fp32_modules: kept float32 whatever torch_dtype.
 _WAN_KEEP_FP32 = ("rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3")
@@ -164,40 +164,16 @@ class MemoryEstimate:
 
 
 # ------------------------------------------------------------------------------ strategies
-def parse_strategy(strategy: str | None) -> tuple[str, ...]:
-    """``None``/``"none"`` -> ``()``; ``"a+b"`` -> ``("a", "b")``, checked against the catalogue."""
-    if strategy is None:
-        return ()
-    if not isinstance(strategy, str):
-        strategy = getattr(strategy, "name", None) or str(strategy)
-    text = strategy.strip()
-    if text in ("", "none"):
-        return ()
-    parts = tuple(p.strip() for p in text.split("+"))
-    for part in parts:
-        if part not in _ESTIMABLE:
-            raise ValueError(
-                f"Unknown memory strategy `{part}` in `strategy={strategy!r}`. "
-                f"Valid: none, {', '.join(_ESTIMABLE)} (combine with '+')."
-            )
-    try:  # the catalogue knows which strategies cannot be combined, and why
-        from wan_nb.strategies import parse_strategy as _catalogue_parse
-    except ImportError:  # pragma: no cover - the catalogue ships with wan_nb
-        return parts
-    _catalogue_parse(text)
-    return parts
-
-
 def reduce_frames(settings: GenerationSettings, temporal: int = 4) -> GenerationSettings | None:
     """The next valid smaller clip (about half the latent frames, still ``4k + 1``); None at the minimum."""
-    from wan_nb.strategies import sizes
+    from wan_nb import geometry as sizes
 
     return sizes.reduce_frames(settings, temporal)
 
 
 def reduce_resolution(settings: GenerationSettings, vae_factor: int = 8, patch: int = 2) -> GenerationSettings | None:
     """The next valid smaller size (3/4 of each side, sides multiples of VAE factor x patch); None at the minimum."""
-    from wan_nb.strategies import sizes
+    from wan_nb import geometry as sizes
 
     return sizes.reduce_resolution(settings, sizes.side_multiple(vae_factor, patch))
 
@@ -218,7 +194,7 @@ class _Weights:
 @lru_cache(maxsize=64)
 def _tensor_table(files: tuple[str, ...]) -> tuple[tuple[str, int, tuple[int, ...]], ...] | None:
     """(name, numel, shape) of every tensor in these safetensors files, from their headers only."""
-    from wan_nb.checkpoint import CheckpointError, read_safetensors_header
+    from wan_nb.model.checkpoint import CheckpointError, read_safetensors_header
 
     table: list[tuple[str, int, tuple[int, ...]]] = []
     try:
@@ -301,11 +277,11 @@ def _weights_from_totals(info: Any, base: int) -> _Weights:
 # ------------------------------------------------------------------------------ the estimate
 def _as_report(report: Any) -> Any:
     if isinstance(report, (str, os.PathLike)):
-        from wan_nb.components import analyze_model_components
+        from wan_nb.model.components import analyze_model_components
 
         return analyze_model_components(report)
     if isinstance(report, dict):
-        from wan_nb.components import ComponentReport
+        from wan_nb.model.report import ComponentReport
 
         return ComponentReport.from_dict(report)
     if not hasattr(report, "components"):
@@ -362,7 +338,7 @@ def estimate_memory(
     settings = settings or GenerationSettings()
     if not isinstance(settings, GenerationSettings):
         raise TypeError(f"`settings` must be a wan_nb.GenerationSettings, got {type(settings).__name__}.")
-    parts = parse_strategy(strategy)
+    parts = parse_strategy(strategy, known=_ESTIMABLE, allow_none=True, kind="memory strategy")
     device = str(device)
     on_cpu = device.split(":", 1)[0] == "cpu"
     assumptions: list[str] = []
@@ -520,11 +496,9 @@ def estimate_memory(
 
 def _tiling_kwargs(settings: GenerationSettings, spatial: int, device: str) -> dict[str, int]:
     """The tile sizes wan_nb's vae_tiling strategy sets (diffusers' defaults for large videos)."""
-    try:
-        from wan_nb.strategies import StrategyContext, tiling_kwargs
-    except ImportError:  # pragma: no cover - the catalogue ships with wan_nb
-        return {}
-    return tiling_kwargs(StrategyContext(device=device, settings=settings), spatial)
+    from wan_nb.geometry import tile_sizes
+
+    return tile_sizes(settings, spatial)
 
 
 def _placement(
@@ -544,7 +518,7 @@ def _placement(
         "vae_decode": ["vae"],
         "postprocess": [],
     }
-    placement = next((p for p in parts if p in _PLACEMENT), None)
+    placement = next((p for p in parts if p in PLACEMENT_STRATEGIES), None)
     notes: list[str] = []
     if on_cpu:
         if placement or "text_encoder_cpu" in parts:

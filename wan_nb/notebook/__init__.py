@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._lazy import lazy_exports as _lazy_exports
+from wan_nb._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "show": "wan_nb.notebook.display",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wan_nb.recovery import RecoveryError
+from wan_nb.recovery.records import RecoveryError
 
 
 class CellNotRecovered(RecoveryError):

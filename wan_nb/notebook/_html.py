@@ -104,7 +104,7 @@ def component_report_html(report: Any) -> str:
 
 
 def diagnosis_html(diagnosis: Any) -> str:
-    from wan_nb.diagnose import BYTE_KEYS
+    from wan_nb.diagnosis.core import BYTE_KEYS
 
     where = diagnosis.stage if diagnosis.component is None else f"{diagnosis.stage} ({diagnosis.component})"
     head = f"{esc(diagnosis.category)} at {esc(where)}" + (" — recoverable" if diagnosis.recoverable else "")

@@ -25,7 +25,7 @@ class FailedCell:
     """A cell that failed: what it ran, what went wrong (as data), and whether it was recovered."""
 
     source: str
-    diagnosis: Any  # wan_nb.diagnose.Diagnosis
+    diagnosis: Any  # wan_nb.diagnosis.core.Diagnosis
     error: str  # "OutOfMemoryError: CPU out of memory ..." (one line)
     execution_count: int | None = None
     recovered_by: str | None = None
@@ -63,7 +63,7 @@ class FailureRecorder:
             source = getattr(info, "raw_cell", None) or ""
             if uses_own_magic(source):
                 return
-            from wan_nb.diagnose import diagnose
+            from wan_nb.diagnosis import diagnose
 
             self.last = FailedCell(
                 source=source,

@@ -34,7 +34,7 @@ def _clear_frames(error: BaseException) -> None:
 
 def release_failed_state(shell: Any) -> None:
     """Clear the last error's traceback frames (``%debug`` can no longer reach them) and VAE caches."""
-    from wan_nb._isolation import clear_tracebacks
+    from wan_nb.recovery.sandbox import clear_tracebacks
 
     result = getattr(shell, "last_execution_result", None)
     for error in (getattr(sys, "last_value", None), getattr(result, "error_in_exec", None)):

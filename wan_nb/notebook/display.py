@@ -18,10 +18,10 @@ from wan_nb.notebook import _html
 # (module, class) -> HTML builder. Keyed by name so that registering imports nothing (no
 # torch at `%load_ext`).
 _RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
-    ("wan_nb.components", "ComponentReport"): _html.component_report_html,
-    ("wan_nb.recovery", "RecoveryReport"): _html.recovery_report_html,
-    ("wan_nb.planning", "Plan"): _html.plan_html,
-    ("wan_nb.diagnose", "Diagnosis"): _html.diagnosis_html,
+    ("wan_nb.model.report", "ComponentReport"): _html.component_report_html,
+    ("wan_nb.recovery.records", "RecoveryReport"): _html.recovery_report_html,
+    ("wan_nb.planning.records", "Plan"): _html.plan_html,
+    ("wan_nb.diagnosis.core", "Diagnosis"): _html.diagnosis_html,
     ("wan_nb.memory.estimate", "MemoryEstimate"): _html.estimate_html,
 }
 _FIGURE = ("matplotlib.figure", "Figure")

@@ -95,8 +95,8 @@ def estimate_table(path: str, *, height: int, width: int, frames: int, steps: in
                    dtype: str = "bfloat16", device: str = "cuda", strategies: list[str] | None = None,
                    budget: str | int | None = None) -> EstimateTable:
     """Estimate a generation on the model at ``path`` as it is and under each strategy."""
-    from wan_nb.components import analyze_model_components
     from wan_nb.memory.estimate import estimate_memory
+    from wan_nb.model.components import analyze_model_components
     from wan_nb.settings import GenerationSettings
     from wan_nb.vocabulary import MEMORY_STRATEGIES
 

@@ -115,7 +115,7 @@ class WanMagics(Magics):
 
     def _recover(self, run: Any, diagnosis: Any, kwargs: dict[str, Any], args: Any, is_cell: bool) -> Any:
         from wan_nb.notebook.live import LiveTable
-        from wan_nb.recovery import recover
+        from wan_nb.recovery.engine import recover
 
         release_failed_state(self.shell)
         live = LiveTable(widgets=self.widgets)
@@ -131,7 +131,7 @@ class WanMagics(Magics):
             self.recorder.mark_recovered(report.winner)
         if is_cell and not report.succeeded and not report.interrupted and report.diagnosis:
             # The body failed and stayed failed: `%wan_recover --allow-degraded` can take it up.
-            from wan_nb.diagnose import Diagnosis
+            from wan_nb.diagnosis import Diagnosis
 
             error = report.probe.error if report.probe is not None else ""
             self.recorder.remember(run.source, Diagnosis.from_dict(report.diagnosis), error or "",
@@ -148,10 +148,10 @@ class WanMagics(Magics):
         return report.result
 
     def _dry_run(self, run: Any, diagnosis: Any, kwargs: dict[str, Any]) -> Any:
-        from wan_nb.recovery import recover
+        from wan_nb.recovery.engine import recover
 
         if diagnosis is None:
-            from wan_nb.diagnose import Diagnosis
+            from wan_nb.diagnosis import Diagnosis
 
             diagnosis = Diagnosis(category="out_of_memory", stage="unknown",
                                   summary="Not run yet: planned as if the cell ran out of memory.")
@@ -179,8 +179,8 @@ class WanMagics(Magics):
     @line_magic
     def wan_analyze(self, line: str) -> Any:
         """The component table of a model folder, from its configs and safetensors headers."""
-        from wan_nb.checkpoint import CheckpointError
-        from wan_nb.components import analyze_model_components
+        from wan_nb.model.checkpoint import CheckpointError
+        from wan_nb.model.components import analyze_model_components
 
         args = _parse(self.wan_analyze, line)
         try:
@@ -229,7 +229,7 @@ class WanMagics(Magics):
     @line_cell_magic
     def wan_diagnose(self, line: str, cell: str | None = None) -> Any:
         """Explain the last failed cell; ``%%wan_diagnose`` explains a traceback pasted in the cell."""
-        from wan_nb.diagnose import diagnose
+        from wan_nb.diagnosis import diagnose
 
         if cell is not None:
             return diagnose(cell)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from wan_nb.strategies._base import Code, Strategy, StrategyContext, combine
 from wan_nb.strategies._catalogue import CATALOGUE, dtype_kwarg_name, half_dtype, tiling_kwargs
+from wan_nb.strategies.structural import STRUCTURAL
+from wan_nb.vocabulary import CONFLICTS, parse_strategy
 
 __all__ = [
     "COMBINATIONS",
@@ -24,34 +26,8 @@ __all__ = [
     "tiling_kwargs",
 ]
 
-from wan_nb.strategies.structural import STRUCTURAL  # noqa: E402
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (*CATALOGUE, *STRUCTURAL)}
-
-_PLACEMENT = ("model_cpu_offload", "group_offload", "sequential_cpu_offload", "balanced_device_map")
-_QUANT = ("quantize_int8", "quantize_nf4")
-
-# Pairs that cannot work together, with the reason a user reads.
-CONFLICTS: dict[frozenset[str], str] = {}
-for _i, _a in enumerate(_PLACEMENT):
-    for _b in _PLACEMENT[_i + 1 :]:
-        CONFLICTS[frozenset((_a, _b))] = (
-            f"`{_a}` and `{_b}` both decide where the models live; diffusers refuses to stack "
-            "one placement hook on another. Pick one."
-        )
-CONFLICTS[frozenset(_QUANT)] = "`quantize_int8` and `quantize_nf4` are two precisions for the same weights; pick one."
-for _q in _QUANT:
-    CONFLICTS[frozenset(("layerwise_fp8", _q))] = (
-        f"`layerwise_fp8` casts weights that `{_q}` has already quantized; pick one."
-    )
-    CONFLICTS[frozenset(("half_precision", _q))] = (
-        f"`{_q}` already loads the rest of the pipeline in 16 bits; `half_precision` adds nothing."
-    )
-for _o in ("model_cpu_offload", "sequential_cpu_offload"):
-    CONFLICTS[frozenset(("text_encoder_cpu", _o))] = (
-        f"`{_o}` moves the text encoder to the accelerator while it encodes, undoing `text_encoder_cpu`; "
-        "the offload already keeps it off the accelerator the rest of the time."
-    )
 
 # Combinations the plan considers besides the single strategies: an offload or a lighter
 # transformer for the denoising peak, with tiling for the decoding peak.
@@ -74,33 +50,9 @@ COMBINATIONS: tuple[str, ...] = (
 )
 
 
-def parse_strategy(name: str) -> tuple[str, ...]:
-    """``"a+b"`` -> ``("a", "b")``, checked: known names, no repeats, no conflicts."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"A strategy name is a non-empty string such as 'vae_tiling', got {name!r}.")
-    parts = tuple(p.strip() for p in name.split("+"))
-    valid = ", ".join(STRATEGIES)
-    for part in parts:
-        if part not in STRATEGIES:
-            raise ValueError(f"Unknown strategy `{part}` in {name!r}. Valid strategies: {valid}.")
-    if len(parts) > 1:
-        alone = [p for p in parts if STRATEGIES[p].structural]
-        if alone:
-            raise ValueError(f"Strategy {name!r} cannot be used: `{alone[0]}` replaces the load (or is guidance "
-                             "only) and does not combine with other strategies.")
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"Strategy {name!r} names the same strategy twice.")
-    for i, a in enumerate(parts):
-        for b in parts[i + 1 :]:
-            reason = CONFLICTS.get(frozenset((a, b)))
-            if reason:
-                raise ValueError(f"Strategy {name!r} cannot be used: {reason}")
-    return parts
-
-
 def get_strategy(name: str | Strategy) -> Strategy:
     """The :class:`Strategy` for ``name``; ``"a+b"`` combines them in that order."""
     if isinstance(name, Strategy):
         return name
-    parts = parse_strategy(name)
+    parts = parse_strategy(name, known=tuple(STRATEGIES))
     return combine([STRATEGIES[p] for p in parts])

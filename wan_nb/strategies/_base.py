@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from wan_nb.libraries import dtype_kwarg_name, version_tuple
 from wan_nb.settings import GenerationSettings
 from wan_nb.vocabulary import STRATEGY_KINDS
 
@@ -133,7 +134,12 @@ class Strategy:
     @property
     def structural(self) -> bool:
         """True for the strategies that replace the load (or only guide the user)."""
-        return self._assemble is not None or self.guidance
+        return self.builds_pipeline or self.guidance
+
+    @property
+    def builds_pipeline(self) -> bool:
+        """True when the strategy builds the pipeline itself instead of changing a load (:meth:`assemble`)."""
+        return self._assemble is not None
 
     @property
     def changes_output(self) -> bool:
@@ -148,25 +154,43 @@ class Strategy:
             merged.update(member._load(ctx))
         return merged
 
+    def setup(self, pipe: Any, ctx: StrategyContext | None = None) -> None:
+        """Change a loaded pipeline in place, member by member (no record of the state before)."""
+        ctx = ctx or StrategyContext()
+        for member in self.members:
+            member._setup(pipe, ctx)
+
+    def after_move(self, pipe: Any, ctx: StrategyContext | None = None) -> None:
+        """Put this strategy's pieces back after a ``pipe.to(device)`` (``to_policy="reapply"``)."""
+        ctx = ctx or StrategyContext()
+        for member in self.members:
+            if member.to_policy == "reapply":
+                member._setup(pipe, ctx)
+
+    def assemble(self, path: str, torch_dtype: Any, ctx: StrategyContext | None = None) -> Any:
+        """Build the pipeline for ``path`` (structural strategies; see :attr:`builds_pipeline`)."""
+        if self._assemble is None:
+            raise TypeError(f"`{self.name}` changes a load; it does not build a pipeline itself.")
+        return self._assemble(path, torch_dtype, ctx or StrategyContext())
+
     def apply(self, pipe: Any, device: str = "cpu", ctx: StrategyContext | None = None) -> Any:
         """Change a loaded pipeline in place; returns the state to restore (``.restore()``).
 
-        The returned :class:`wan_nb._isolation.PipelineState` was taken before any change,
-        so ``strategy.apply(pipe, "cuda").restore()`` leaves ``pipe`` as it was. Only the
-        setup calls run here: a strategy's load arguments (``load_kwargs``) and call
+        The returned :class:`wan_nb.strategies.state.PipelineState` was taken before any
+        change, so ``strategy.apply(pipe, "cuda").restore()`` leaves ``pipe`` as it was. Only
+        the setup calls run here: a strategy's load arguments (``load_kwargs``) and call
         arguments (``call_kwargs``/``rewrite_call``) belong to the load and the call. For a
         ``fresh_load`` strategy (layerwise casting casts the weights in place) the restore
         puts hooks and dtypes back but cannot bring back the lost precision, and says so;
         ``recover`` therefore applies those to a fresh load of the folder instead.
         """
-        from wan_nb._isolation import PipelineState
+        from wan_nb.strategies.state import PipelineState
 
         ctx = ctx or StrategyContext(device=str(device))
         if str(device) != ctx.device:
             ctx = replace(ctx, device=str(device))
         state = PipelineState.capture(pipe)
-        for member in self.members:
-            member._setup(pipe, ctx)
+        self.setup(pipe, ctx)
         return state
 
     def call_kwargs(self, settings: GenerationSettings | None = None, ctx: StrategyContext | None = None) -> dict[str, Any]:
@@ -238,8 +262,6 @@ class Strategy:
         load_args = dict(code.load)
         loads = bool(path or load_args)
         if loads and dtype and dtype != "float32" and not ({"dtype", "torch_dtype"} & set(load_args)):
-            from wan_nb.strategies._catalogue import dtype_kwarg_name
-
             # Keep the precision the user loaded in: the strategy alone does not change it.
             load_args = {dtype_kwarg_name(): f"torch.{dtype}", **load_args}
         call = dict(code.call)
@@ -314,7 +336,6 @@ def combine(members: list[Strategy]) -> Strategy:
         return tuple(out)
 
     versions = [m.min_diffusers for m in members if m.min_diffusers]
-    from wan_nb.libraries import version_tuple
 
     return Strategy(
         name="+".join(m.name for m in members),

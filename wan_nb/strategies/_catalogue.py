@@ -8,11 +8,10 @@ the arithmetic (two bytes instead of four).
 
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
 from typing import Any
 
-from wan_nb.strategies import sizes
+from wan_nb import geometry as sizes
+from wan_nb.libraries import dtype_kwarg_name
 from wan_nb.strategies._base import Code, Strategy, StrategyContext
 
 _OOM = ("out_of_memory",)
@@ -21,21 +20,6 @@ _MODEL_STAGES = ("load", "to_device", "text_encode", "denoise", "vae_decode", "v
 
 
 # -- helpers ------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def dtype_kwarg_name() -> str:
-    """``dtype`` where the installed diffusers prefers it, else ``torch_dtype``.
-
-    diffusers deprecated ``torch_dtype`` (``_resolve_dtype``); the module text is read, not
-    imported, so snippets stay cheap to write.
-    """
-    try:
-        spec = importlib.util.find_spec("diffusers.utils.deprecation_utils")
-        with open(spec.origin, encoding="utf-8") as fh:  # type: ignore[union-attr, arg-type]
-            return "dtype" if "def _resolve_dtype" in fh.read() else "torch_dtype"
-    except Exception:  # noqa: BLE001 - no diffusers, or an unusual install: the old name works everywhere
-        return "torch_dtype"
-
-
 def _torch_dtype(name: str) -> Any:
     import torch
 
@@ -66,22 +50,8 @@ def _device_arg(ctx: StrategyContext) -> str:
 
 # -- vae_tiling ---------------------------------------------------------------------------
 def tiling_kwargs(ctx: StrategyContext, spatial: int = 8) -> dict[str, int]:
-    """Tile sizes for ``vae.enable_tiling``: diffusers' defaults unless the video is small.
-
-    The Wan VAE tiles only sides above ``tile_sample_min`` (256 px by default), so for a
-    small video (tests, previews) half the short side is used, with diffusers' 3/4 stride.
-    """
-    s = ctx.settings
-    if s is None or max(s.height, s.width) > 256:
-        return {}
-    tile = max(2 * spatial, (min(s.height, s.width) // 2) // spatial * spatial)
-    stride = max(spatial, (tile * 3 // 4) // spatial * spatial)
-    return {
-        "tile_sample_min_height": tile,
-        "tile_sample_min_width": tile,
-        "tile_sample_stride_height": stride,
-        "tile_sample_stride_width": stride,
-    }
+    """Tile sizes for ``vae.enable_tiling`` (:func:`wan_nb.geometry.tile_sizes`)."""
+    return sizes.tile_sizes(ctx.settings, spatial)
 
 
 def _vae_spatial(vae: Any) -> int:

@@ -4,7 +4,7 @@
 ``pipeline_substitution``) answer a pipeline class the installed diffusers lacks or cannot
 load as the checkpoint needs; ``component_donor`` (``component_isolation``) takes a missing
 or damaged component from another local model. During an attempt the run's own
-``from_pretrained(path)`` returns the pipeline they build (see :mod:`wan_nb.recovery`).
+``from_pretrained(path)`` returns the pipeline they build (see :mod:`wan_nb.recovery.engine`).
 ``upgrade_library``, ``redownload`` and ``alternative_model`` are guidance only: the plan
 lists them, skipped, with the command or suggestion; wan_nb never installs or downloads.
 """
@@ -28,7 +28,7 @@ def _path_src(path: str | None) -> str:
 def _dtype_src(ctx: StrategyContext, diffusers: bool = False) -> str:
     """The precision argument: diffusers' own name for ``from_pretrained``, ``torch_dtype`` for wan_nb's."""
     if ctx.dtype and ctx.dtype != "float32":
-        from wan_nb.strategies._catalogue import dtype_kwarg_name
+        from wan_nb.libraries import dtype_kwarg_name
 
         return f", {dtype_kwarg_name() if diffusers else 'torch_dtype'}=torch.{ctx.dtype}"
     return ""
@@ -51,19 +51,19 @@ def _head(name: str, summary: str, ctx: StrategyContext, imports: list[str]) -> 
 
 # -- the loaders (called during an attempt in place of from_pretrained) -------------------------
 def _generic_load(path: str, torch_dtype: Any, ctx: StrategyContext) -> Any:
-    from wan_nb.substitution import generic_pipeline
+    from wan_nb.repair.assemble import generic_pipeline
 
     return generic_pipeline(path, torch_dtype=torch_dtype)
 
 
 def _assemble_load(path: str, torch_dtype: Any, ctx: StrategyContext) -> Any:
-    from wan_nb.substitution import assemble_components
+    from wan_nb.repair.assemble import assemble_components
 
     return assemble_components(path, torch_dtype=torch_dtype, allow_remote_code=ctx.allow_remote_code)
 
 
 def _remote_load(path: str, torch_dtype: Any, ctx: StrategyContext) -> Any:
-    from wan_nb.substitution import load_with_remote_code
+    from wan_nb.repair.remote_code import load_with_remote_code
 
     return load_with_remote_code(path, allow_remote_code=ctx.allow_remote_code, torch_dtype=torch_dtype)
 
@@ -74,7 +74,7 @@ def donor_search_dirs(ctx_or_dir: Any) -> list[str] | None:
 
 
 def _donor_load(path: str, torch_dtype: Any, ctx: StrategyContext) -> Any:
-    from wan_nb.donors import assemble_with_donors
+    from wan_nb.repair.donors import assemble_with_donors
 
     return assemble_with_donors(path, donor_search_dirs(ctx), torch_dtype=torch_dtype)[0]
 
@@ -88,7 +88,7 @@ def _generic_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> st
 
 def _assemble_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
     lines = _head("assemble_components", ASSEMBLE.summary, ctx,
-                  ["from wan_nb.substitution import assemble_components"])
+                  ["from wan_nb.repair.assemble import assemble_components"])
     lines.append(f"{pipe_var} = assemble_components({_path_src(path)}{_dtype_src(ctx)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"
 
@@ -102,7 +102,7 @@ def _remote_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str
 
 
 def _donor_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
-    lines = _head("component_donor", DONOR.summary, ctx, ["from wan_nb.donors import assemble_with_donors"])
+    lines = _head("component_donor", DONOR.summary, ctx, ["from wan_nb.repair.donors import assemble_with_donors"])
     dirs = f"[{json.dumps(str(ctx.models_dir))}]" if ctx.models_dir else "None"
     lines.append(f"{pipe_var}, donors = assemble_with_donors({_path_src(path)}, {dirs}{_dtype_src(ctx)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"

@@ -12,169 +12,29 @@ shapes.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import (
-    CheckpointError,
-    MissingFileError,
-    find_weight_files,
-    read_json,
-    read_safetensors_header,
-)
-from .libraries import (
+from wan_nb.libraries import (
     WAN22_INTRODUCED,
     WAN_CLASS_INTRODUCED,
     class_available,
     installed_version,
     version_at_least,
 )
-from .units import format_bytes
+from wan_nb.model.checkpoint import (
+    CheckpointError,
+    MissingFileError,
+    find_weight_files,
+    read_json,
+    read_safetensors_header,
+)
+from wan_nb.model.deep import check_functional
+from wan_nb.model.report import ComponentInfo, ComponentReport, ModelFolderError
 
 # model_index.json keys that are not components
 _PIPELINE_KEYS = {"_class_name", "_diffusers_version", "_name_or_path"}
-_NO_WEIGHTS_SUFFIXES = ("Tokenizer", "TokenizerFast", "Scheduler", "Processor", "ImageProcessor", "FeatureExtractor")
-
-
-class ModelFolderError(CheckpointError):
-    """The path is not a diffusers model folder wan_nb can analyse at all."""
-
-
-@dataclass(frozen=True)
-class ComponentInfo:
-    """One entry of ``model_index.json`` and what its folder holds."""
-
-    name: str
-    library: str | None
-    class_name: str | None
-    status: str  # ok | missing | corrupt | unavailable | optional
-    importable: bool = False
-    introduced_in: str | None = None  # diffusers version that added the class (Wan classes)
-    files: tuple[str, ...] = ()  # relative to the model folder
-    parameters: int | None = None
-    bytes: int | None = None  # weight bytes, from the safetensors headers
-    dtypes: tuple[str, ...] = ()
-    config: dict[str, Any] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()
-    functional: bool | None = None  # set by deep analysis only
-
-    @property
-    def has_weights(self) -> bool:
-        return not (self.class_name or "").endswith(_NO_WEIGHTS_SUFFIXES)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ComponentInfo:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        for key in ("files", "dtypes", "problems"):
-            data[key] = tuple(data.get(key) or ())
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class ComponentReport:
-    """Everything the analysis found about one model folder."""
-
-    path: str
-    pipeline_class: str | None
-    pipeline_importable: bool
-    diffusers_version: str | None  # installed
-    saved_with: str | None  # model_index.json's _diffusers_version
-    components: tuple[ComponentInfo, ...]
-    pipeline_config: dict[str, Any] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()
-    deep: bool = False
-
-    def component(self, name: str) -> ComponentInfo | None:
-        return next((c for c in self.components if c.name == name), None)
-
-    def __getitem__(self, name: str) -> ComponentInfo:
-        found = self.component(name)
-        if found is None:
-            raise KeyError(f"{self.path} has no component {name!r}; it has {', '.join(self.names)}.")
-        return found
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.components)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and all(c.status in ("ok", "optional") for c in self.components)
-
-    @property
-    def total_parameters(self) -> int:
-        return sum(c.parameters or 0 for c in self.components)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(c.bytes or 0 for c in self.components)
-
-    @property
-    def all_problems(self) -> tuple[str, ...]:
-        return self.problems + tuple(f"{c.name}: {p}" for c in self.components for p in c.problems)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ComponentReport:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        data["components"] = tuple(ComponentInfo.from_dict(c) for c in data.get("components") or ())
-        data["problems"] = tuple(data.get("problems") or ())
-        return cls(**data)
-
-    def to_frame(self):
-        """One row per component, as a pandas DataFrame."""
-        import pandas as pd
-
-        rows = [
-            {
-                "component": c.name,
-                "status": c.status,
-                "class": c.class_name,
-                "library": c.library,
-                "importable": c.importable,
-                "introduced_in": c.introduced_in,
-                "parameters": c.parameters,
-                "dtype": ", ".join(c.dtypes),
-                "bytes": c.bytes,
-                "size": format_bytes(c.bytes) if c.bytes is not None else "",
-                "files": len(c.files),
-                "problems": "; ".join(c.problems),
-            }
-            for c in self.components
-        ]
-        return pd.DataFrame(rows).set_index("component")
-
-    def to_text(self) -> str:
-        """A plain table for terminals, logs and nbval."""
-        head = f"{self.pipeline_class or '?'} at {self.path}"
-        head += f" (diffusers {self.diffusers_version or 'not installed'}"
-        head += f", saved with {self.saved_with})" if self.saved_with else ")"
-        rows = [("component", "status", "class", "parameters", "dtype", "size")]
-        for c in self.components:
-            rows.append((
-                c.name,
-                c.status,
-                c.class_name or "-",
-                f"{c.parameters:,}" if c.parameters is not None else "-",
-                ",".join(c.dtypes) or "-",
-                format_bytes(c.bytes) if c.bytes is not None else "-",
-            ))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [head, *("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)]
-        lines.append(f"total: {self.total_parameters:,} parameters, {format_bytes(self.total_bytes)}")
-        lines += [f"problem: {p}" for p in self.all_problems]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_text()
 
 
 def _config_name(class_name: str | None) -> tuple[str, ...]:
@@ -389,8 +249,6 @@ def analyze_model_components(path: str | os.PathLike[str], *, deep: bool = False
         problems=tuple(problems),
     )
     if deep:
-        from ._deep import check_functional
-
         report = replace(report, components=tuple(check_functional(root, c) for c in components), deep=True)
     return report
 

@@ -1,6 +1,6 @@
 """Recompute the computed figures of ``wan_nb/data/models.json`` from the real configs.
 
-``python -m wan_nb.alternatives --refresh`` (or ``python -m wan_nb._alternatives_refresh``)
+``python -m wan_nb.alternatives --refresh`` (or ``python -m tools.refresh_registry``)
 writes each Wan preset as a synthetic checkpoint (the published configs, header-only
 weights), reads it back with the component analysis and wan_nb's estimator, and stores:
 
@@ -34,9 +34,9 @@ _FINGERPRINT_KEYS = ("num_layers", "num_attention_heads", "attention_head_dim", 
 
 
 def _computed(preset: str, settings_data: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    from .components import analyze_model_components
-    from .fixtures import write_synthetic_checkpoint
-    from .settings import GenerationSettings
+    from wan_nb.fixtures import write_synthetic_checkpoint
+    from wan_nb.model.components import analyze_model_components
+    from wan_nb.settings import GenerationSettings
 
     folder = write_synthetic_checkpoint(workdir / preset, preset)
     report = analyze_model_components(folder)
@@ -50,7 +50,7 @@ def _computed(preset: str, settings_data: dict[str, Any], workdir: Path) -> dict
     fingerprint["_pipeline"] = {"boundary_ratio": report.pipeline_config.get("boundary_ratio")}
     peaks = []
     try:
-        from .memory.estimate import estimate_memory
+        from wan_nb.memory.estimate import estimate_memory
     except ImportError:
         print("wan_nb.memory.estimate is not available: estimated peaks left as they were", file=sys.stderr)
         return {"parameters": parameters, "fingerprint": fingerprint, "peak_memory": None}
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="recompute and compare; exit 1 when stale")
     parser.add_argument("--path", default=None, help="the models.json to read and write (default: the package's)")
     args = parser.parse_args(argv)
-    from .alternatives import registry_path
+    from wan_nb.model.registry import registry_path
 
     path = Path(args.path) if args.path else registry_path()
     data = json.loads(path.read_text(encoding="utf-8"))

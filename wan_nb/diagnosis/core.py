@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from wan_nb import _patterns as P
-from wan_nb._tracetext import Frame, ParsedError, ParsedText, parse
+from wan_nb.diagnosis import patterns as P
+from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText, parse
 from wan_nb.units import format_bytes
 from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
 
@@ -133,7 +133,7 @@ def diagnose(error: object) -> Diagnosis:
             return _unknown("got a path: use diagnose_file(path) to read a log file")
         return _unknown(f"cannot diagnose a {type(error).__name__}: pass an exception or a traceback's text")
     except Exception as exc:  # a diagnosis tool must not add a second failure to the first
-        return _unknown(f"wan_nb could not read this error ({type(exc).__name__} inside wan_nb.diagnose)")
+        return _unknown(f"wan_nb could not read this error ({type(exc).__name__} inside wan_nb.diagnosis.core)")
 
 
 def diagnose_text(text: str) -> Diagnosis:
@@ -145,7 +145,7 @@ def diagnose_text(text: str) -> Diagnosis:
             return _unknown("the text is empty")
         return _from_parsed(parse(text), source="text")
     except Exception as exc:
-        return _unknown(f"wan_nb could not read this text ({type(exc).__name__} inside wan_nb.diagnose)")
+        return _unknown(f"wan_nb could not read this text ({type(exc).__name__} inside wan_nb.diagnosis.core)")
 
 
 def diagnose_file(path: str | Path) -> Diagnosis:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from wan_nb._tracetext import Frame, ParsedError, ParsedText
+from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText
 from wan_nb.units import parse_bytes
 
 _I = re.IGNORECASE

@@ -11,8 +11,8 @@ import importlib
 from dataclasses import replace
 from pathlib import Path
 
-from .checkpoint import CheckpointError, find_weight_files, read_safetensors_header
-from .components import ComponentInfo
+from wan_nb.model.checkpoint import CheckpointError, find_weight_files, read_safetensors_header
+from wan_nb.model.report import ComponentInfo
 
 
 def _header_shapes(folder: Path) -> dict[str, tuple[int, ...]]:

@@ -1,4 +1,4 @@
-"""Valid smaller video sizes for the reduced-functionality strategies.
+"""Video geometry: valid frame counts and sides, smaller sizes for the degraded strategies, VAE tiles.
 
 Wan's VAE compresses time 4x with a causal first frame, so a clip has ``4k + 1`` frames;
 the transformer patchifies the latent 2x2, so each side is a multiple of the VAE's spatial
@@ -98,3 +98,22 @@ def reduce_resolution(settings: GenerationSettings, multiple: int = 16) -> Gener
     for height, width in resolution_options(settings, multiple):
         return settings.replace(height=height, width=width)
     return None
+
+
+def tile_sizes(settings: GenerationSettings | None, spatial: int = 8) -> dict[str, int]:
+    """Tile sizes for ``vae.enable_tiling``: diffusers' defaults unless the video is small.
+
+    The Wan VAE tiles only sides above ``tile_sample_min`` (256 px by default), so for a
+    small video (tests, previews) half the short side is used, with diffusers' 3/4 stride.
+    """
+    s = settings
+    if s is None or max(s.height, s.width) > 256:
+        return {}
+    tile = max(2 * spatial, (min(s.height, s.width) // 2) // spatial * spatial)
+    stride = max(spatial, (tile * 3 // 4) // spatial * spatial)
+    return {
+        "tile_sample_min_height": tile,
+        "tile_sample_min_width": tile,
+        "tile_sample_stride_height": stride,
+        "tile_sample_stride_width": stride,
+    }

@@ -9,8 +9,8 @@ Three strategies answer ``component_missing`` and ``weights_corrupt``:
   config in other local model folders (the model's siblings, folders you name, the
   Hugging Face cache) and :func:`assemble_with_donors` builds the pipeline with it. The
   donor is loaded from where it lies; nothing is copied into your folder.
-* ``redownload`` — :func:`redownload_instructions`: the exact files to fetch again and
-  the ``hf download`` command. wan_nb never downloads anything itself.
+* ``redownload`` — :func:`wan_nb.repair.redownload.redownload_instructions`: the exact
+  files to fetch again and the ``hf download`` command. wan_nb never downloads anything itself.
 
 "Compatible" means: the same class, and every shape-defining config value that can be
 known. When the broken component's own ``config.json`` is still readable, the donor's
@@ -23,15 +23,17 @@ first one's config.
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, find_weight_files, read_json, read_safetensors_header
-from .components import ComponentInfo, ComponentReport, analyze_model_components
-from .substitution import ComponentSource, SubstitutionError, assemble_components, load_component
-from .units import format_bytes
+from wan_nb.model import ComponentInfo, ComponentReport, analyze_model_components
+from wan_nb.model.checkpoint import CheckpointError, read_json
+from wan_nb.model.discovery import local_model_folders
+from wan_nb.repair._common import SubstitutionError, broken_components
+from wan_nb.repair.assemble import ComponentSource, assemble_components, load_component
+from wan_nb.repair.redownload import redownload_instructions
+from wan_nb.units import format_bytes
 
 # Config keys that describe where or when a file was written, not what it holds.
 _META_KEYS = {
@@ -151,7 +153,7 @@ def check_component(
         # with transformers' lazy modules loaded, and the weights hold no reference cycles).
         del module
         return _usable(info, report, functional=True, checked="loaded")
-    from ._deep import check_functional
+    from wan_nb.model.deep import check_functional
 
     checked = check_functional(root, info)
     limitations = ()
@@ -216,71 +218,6 @@ class Donor:
         data = {k: v for k, v in data.items() if k in known}
         data["notes"] = tuple(data.get("notes") or ())
         return cls(**data)
-
-
-def hf_cache_dirs() -> list[Path]:
-    """The Hugging Face hub caches to search: ``$HF_HUB_CACHE``, ``$HF_HOME/hub``, the default."""
-    candidates = []
-    if os.environ.get("HF_HUB_CACHE"):
-        candidates.append(Path(os.environ["HF_HUB_CACHE"]))
-    if os.environ.get("HF_HOME"):
-        candidates.append(Path(os.environ["HF_HOME"]) / "hub")
-    if not candidates:
-        candidates.append(Path.home() / ".cache" / "huggingface" / "hub")
-    seen, result = set(), []
-    for c in candidates:
-        c = c.expanduser()
-        if c.is_dir() and c.resolve() not in seen:
-            seen.add(c.resolve())
-            result.append(c)
-    return result
-
-
-def repo_id_from_cache_path(path: str | os.PathLike[str]) -> str | None:
-    """``.../models--Wan-AI--Wan2.1-T2V-1.3B-Diffusers/snapshots/<sha>`` -> the repo id."""
-    for part in Path(path).parts:
-        if part.startswith("models--"):
-            return part[len("models--"):].replace("--", "/")
-    return None
-
-
-def local_model_folders(
-    search_dirs: list[Any] | None = None, *, include_hf_cache: bool = True
-) -> list[tuple[Path, str, str | None]]:
-    """Diffusers model folders found locally: ``(folder, source, repo_id)``.
-
-    ``search_dirs`` holds paths (source ``"user"``) or ``(path, source)`` pairs. A search dir is a model itself, or holds models one or two levels down (``name/`` or
-    ``org/name/``). The Hugging Face cache is read as ``models--*/snapshots/*/`` without
-    importing huggingface_hub.
-    """
-    found: list[tuple[Path, str, str | None]] = []
-    seen: set[Path] = set()
-
-    def add(folder: Path, source: str, repo_id: str | None) -> None:
-        try:
-            key = folder.resolve()
-        except OSError:
-            return
-        if key not in seen and (folder / "model_index.json").is_file():
-            seen.add(key)
-            found.append((folder, source, repo_id))
-
-    for item in search_dirs or []:
-        raw, source = item if isinstance(item, tuple) else (item, "user")
-        base = Path(raw).expanduser()
-        if not base.is_dir():
-            continue
-        add(base, source, repo_id_from_cache_path(base))
-        for child in sorted(p for p in base.iterdir() if p.is_dir()):
-            add(child, source, repo_id_from_cache_path(child))
-            if not (child / "model_index.json").is_file():
-                for grandchild in sorted(p for p in child.iterdir() if p.is_dir()):
-                    add(grandchild, source, repo_id_from_cache_path(grandchild))
-    if include_hf_cache:
-        for cache in hf_cache_dirs():
-            for snapshot in sorted(cache.glob("models--*/snapshots/*")):
-                add(snapshot, "hf_cache", repo_id_from_cache_path(snapshot))
-    return found
 
 
 def _shape_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -359,13 +296,13 @@ def _check_candidate(
             return None, f"{entry_name} config names no latent channels"
     # The donor's own files must be whole: headers read, and (meta build) shapes fit its config.
     # Only that component is analysed: the rest of the donor model is not our business.
-    from .components import _analyze_component
+    from wan_nb.model.components import _analyze_component
 
     donor_info = _analyze_component(model, entry_name, str(entry[0]), str(entry[1]))
     if donor_info.status != "ok":
         why = donor_info.problems[0] if donor_info and donor_info.problems else "not usable"
         return None, f"{entry_name} is damaged there too ({why})"
-    from ._deep import check_functional
+    from wan_nb.model.deep import check_functional
 
     checked = check_functional(model, donor_info)
     if not checked.functional:
@@ -441,11 +378,6 @@ def find_donor(
     return donors[0] if donors else None
 
 
-def broken_components(report: ComponentReport) -> list[ComponentInfo]:
-    """Components a pipeline cannot be built without: missing or corrupt."""
-    return [c for c in report.components if c.status in ("missing", "corrupt")]
-
-
 def assemble_with_donors(
     path: str | os.PathLike[str] | ComponentReport,
     search_dirs: list[str | os.PathLike[str]] | None = None,
@@ -477,130 +409,3 @@ def assemble_with_donors(
     return pipe, chosen
 
 
-# --------------------------------------------------------------------------- redownload
-
-
-@dataclass(frozen=True)
-class Redownload:
-    """What to fetch again for one component, and the command that does it."""
-
-    component: str
-    status: str  # missing | corrupt
-    files: tuple[str, ...]  # relative to the model folder
-    files_known: bool  # False: the folder is gone, these are the usual names
-    repo_id: str | None
-    command: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Redownload:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
-        data["files"] = tuple(data.get("files") or ())
-        return cls(**data)
-
-
-def _expected_files(info: ComponentInfo) -> tuple[str, ...]:
-    """The file names a component of this class usually has (its folder being gone)."""
-    name, cls = info.name, info.class_name or ""
-    if cls.endswith("Scheduler"):
-        return (f"{name}/scheduler_config.json",)
-    if cls.endswith(("Tokenizer", "TokenizerFast")):
-        return (f"{name}/tokenizer_config.json", f"{name}/tokenizer.json")
-    if cls.endswith(("Processor", "FeatureExtractor")):
-        return (f"{name}/preprocessor_config.json",)
-    weights = "diffusion_pytorch_model.safetensors" if info.library == "diffusers" else "model.safetensors"
-    return (f"{name}/config.json", f"{name}/{weights}")
-
-
-def _bad_files(root: Path, info: ComponentInfo) -> tuple[str, ...]:
-    """The files of a present component that are damaged or missing."""
-    folder = root / info.name
-    bad: list[str] = []
-
-    def rel(file: str | os.PathLike[str]) -> str:
-        try:
-            return str(Path(file).resolve().relative_to(root.resolve()))
-        except ValueError:
-            return str(file)
-
-    config_names = {"Scheduler": "scheduler_config.json"}
-    suffix = next((s for s in config_names if (info.class_name or "").endswith(s)), None)
-    config_name = config_names[suffix] if suffix else "config.json"
-    if info.has_weights or suffix:
-        config_path = folder / config_name
-        try:
-            read_json(config_path)
-        except CheckpointError:
-            bad.append(f"{info.name}/{config_name}")
-    if info.has_weights:
-        try:
-            weights, _ = find_weight_files(folder)
-        except CheckpointError as exc:
-            if exc.path:
-                bad.append(rel(exc.path))
-            weights = []
-        for weight in weights:
-            if weight.suffix != ".safetensors":
-                continue
-            try:
-                read_safetensors_header(weight)
-            except CheckpointError:
-                bad.append(rel(weight))
-        if not weights and not bad:
-            weight_name = "diffusion_pytorch_model.safetensors" if info.library == "diffusers" else "model.safetensors"
-            bad.append(f"{info.name}/{weight_name}")
-    if not bad:  # damage the headers cannot see (a tokenizer, a deep-check finding): all files
-        bad = list(info.files)
-    return tuple(dict.fromkeys(bad))
-
-
-def guess_repo_id(report: ComponentReport) -> str | None:
-    """The Hub repository the folder came from, when its path or contents say so."""
-    from_path = repo_id_from_cache_path(report.path)
-    if from_path:
-        return from_path
-    try:
-        from .alternatives import identify_model
-
-        entry = identify_model(report)
-        return entry.repo_id if entry else None
-    except Exception:  # noqa: BLE001 - identification is a convenience
-        return None
-
-
-def redownload_instructions(
-    path: str | os.PathLike[str] | ComponentReport, *, repo_id: str | None = None
-) -> list[Redownload]:
-    """For each missing or damaged component: the files to fetch again and the command.
-
-    ``repo_id`` (e.g. ``"Wan-AI/Wan2.1-T2V-1.3B-Diffusers"``) fills the command; without
-    it the Hugging Face cache path or the registry of known models may tell, and
-    otherwise the command holds ``<repo-id>`` for you to replace.
-    """
-    report = path if isinstance(path, ComponentReport) else analyze_model_components(path)
-    root = Path(report.path)
-    repo = repo_id or guess_repo_id(report)
-    in_cache = repo_id_from_cache_path(root) is not None
-    result = []
-    for info in broken_components(report):
-        if info.status == "missing" and not (root / info.name).is_dir():
-            files, known = _expected_files(info), False
-            selection = f"--include {shlex.quote(info.name + '/*')}"
-        else:
-            files, known = _bad_files(root, info), True
-            selection = " ".join(shlex.quote(f) for f in files)
-        parts = ["hf", "download", shlex.quote(repo) if repo else "<repo-id>", selection]
-        if in_cache:
-            parts.append("--force-download")  # the cache's copy is the damaged one
-        else:
-            # --force-download: hf would otherwise trust its metadata for a truncated file.
-            parts += ["--local-dir", shlex.quote(str(root)), "--force-download"]
-        reason = info.problems[0] if info.problems else f"{info.name} is {info.status}"
-        if not repo:
-            reason += " (replace <repo-id> with the repository the model came from)"
-        result.append(Redownload(info.name, info.status, files, known, repo, " ".join(parts), reason))
-    return result
