@@ -29,15 +29,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # see tests/conftest.py: 2 shared cores
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from wan_nb.fixtures import load_tiny_pipeline, tiny_call_kwargs, tiny_pipeline_path  # noqa: E402
-from wan_nb.memory.estimate import estimate_memory  # noqa: E402
-from wan_nb.memory.meter import measure  # noqa: E402
-from wan_nb.model.components import analyze_model_components  # noqa: E402
-from wan_nb.settings import GenerationSettings  # noqa: E402
-from wan_nb.strategies import StrategyContext, get_strategy  # noqa: E402
-from wan_nb.units import format_bytes  # noqa: E402
+from wan_nb.fixtures import load_tiny_pipeline, tiny_call_kwargs, tiny_pipeline_path
+from wan_nb.memory.estimate import estimate_memory
+from wan_nb.memory.meter import measure
+from wan_nb.model.components import analyze_model_components
+from wan_nb.settings import GenerationSettings
+from wan_nb.strategies import StrategyContext, get_strategy
+from wan_nb.units import format_bytes
 
 MIB = 2**20
 SEQ = 32  # tiny_call_kwargs' max_sequence_length

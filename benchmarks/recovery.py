@@ -78,7 +78,7 @@ def _failure(run, budget):
 
 def _cell(source: str, namespace: dict):
     code = compile(source, "/tmp/ipykernel_4242/1.py", "exec")
-    return lambda: exec(code, namespace)  # noqa: S102 - a notebook cell
+    return lambda: exec(code, namespace)
 
 
 # -- scenarios: each returns (run, budget, recover keyword arguments) ------------------------------

@@ -423,7 +423,7 @@ def test_an_oom_behind_a_failed_weights_load_is_out_of_memory_at_load():
     def load_model():
         try:
             load_state_dict()
-        except Exception:  # diffusers re-raises with the context only, as here
+        except Exception:  # noqa: BLE001 - diffusers re-raises with the context only, as here
             raise OSError("Unable to load weights from checkpoint file for "  # noqa: B904
                           "'/m/transformer/diffusion_pytorch_model.safetensors' at '/m/transformer'.")
 

@@ -251,7 +251,7 @@ def test_an_offloaded_pipeline_ignores_moves_during_the_attempt_only(pipe):
 def notebook_cell(source: str, namespace: dict):
     """A zero-argument callable running ``source`` the way Jupyter runs a cell (its file name too)."""
     code = compile(source, "/tmp/ipykernel_4242/2715.py", "exec")
-    return lambda: exec(code, namespace)  # noqa: S102 - a notebook cell
+    return lambda: exec(code, namespace)
 
 
 def test_user_code_errors_and_accelerator_faults_are_not_retried():
@@ -456,7 +456,7 @@ def test_an_unknown_pipeline_class_is_recovered_by_assembling_its_components(tin
     before = _folder_state(path)
     ns: dict = {}
     run = _loads_and_calls(path, num_inference_steps=1)
-    with pytest.raises(Exception) as info:  # noqa: PT011 - whatever diffusers raises for an unknown class
+    with pytest.raises(Exception) as info:
         run()
     assert diagnose(info.value).category == "pipeline_unavailable"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from wan_nb.libraries import installed_version, version_at_least
-from wan_nb.model import ComponentReport, ModelFolderError, analyze_model_components
+from wan_nb.model import CheckpointError, ComponentReport, ModelFolderError, analyze_model_components
 from wan_nb.model.registry import (
     ModelEntry,
     PeakFigure,
@@ -313,7 +313,7 @@ def _local_estimate(report: ComponentReport, settings) -> tuple[int | None, str,
         chosen = settings or GenerationSettings.from_dict(estimate_settings())
         estimate = estimate_memory(report, chosen)
         return int(estimate.peak_bytes), "estimated", None
-    except Exception:  # noqa: BLE001 - no estimator, or a model it cannot size: say unknown
+    except (CheckpointError, ValueError, KeyError, TypeError, OSError):  # a model the estimator cannot size: its peak shows as unknown
         return None, "unknown", None
 
 

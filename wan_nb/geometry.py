@@ -36,12 +36,12 @@ def geometry_from_report(report: Any | None) -> tuple[int, int, int]:
         config = dict(getattr(vae, "config", None) or {})
         temporal = int(config.get("scale_factor_temporal") or temporal)
         spatial = int(config.get("scale_factor_spatial") or spatial)
-    except Exception:  # noqa: BLE001 - a report without a readable VAE keeps Wan 2.1's factors
+    except (AttributeError, KeyError, TypeError, ValueError):  # a report without a readable VAE keeps Wan 2.1's factors
         pass
     for name in ("transformer", "transformer_2"):
         try:
             config = dict(getattr(report.component(name), "config", None) or {})
-        except Exception:  # noqa: BLE001
+        except (AttributeError, KeyError, TypeError, ValueError):  # no readable transformer: Wan's patch
             continue
         size = config.get("patch_size")
         if isinstance(size, (list, tuple)) and len(size) == 3:

@@ -87,7 +87,7 @@ def class_available(library: str | None, class_name: str | None) -> bool:
         if class_name in (getattr(module, "_class_to_module", None) or {}):
             return True
         return getattr(module, class_name, None) is not None  # aliases such as T5TokenizerFast
-    except Exception:  # any import failure means "not importable here"
+    except Exception:  # noqa: BLE001 - importing a library can fail in any way (a CUDA library, a broken install); the report then says the class is not importable
         return False
 
 
@@ -102,5 +102,5 @@ def dtype_kwarg_name() -> str:
         spec = importlib.util.find_spec("diffusers.utils.deprecation_utils")
         with open(spec.origin, encoding="utf-8") as fh:  # type: ignore[union-attr, arg-type]
             return "dtype" if "def _resolve_dtype" in fh.read() else "torch_dtype"
-    except Exception:  # noqa: BLE001 - no diffusers, or an unusual install: the old name works everywhere
+    except (ImportError, AttributeError, OSError):  # no diffusers, or an unusual install: the old name works everywhere
         return "torch_dtype"

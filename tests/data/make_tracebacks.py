@@ -205,7 +205,7 @@ def _run_budget(pipe, call: dict, budget: int) -> str | None:
     try:
         with memory_budget(budget):
             pipe(**call)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the case is the traceback we capture
         return traceback.format_exc()
     return None
 
@@ -433,7 +433,7 @@ def capture(case_: Case, scratch: Path, shell=None) -> str:
         return _run_cell(shell, namespace, case_.ipython)
     try:
         case_.run(scratch)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the case is the traceback we capture
         return traceback.format_exc()
     raise AssertionError(f"{case_.name}: the failure did not happen")
 

@@ -132,7 +132,7 @@ def diagnose(error: object) -> Diagnosis:
         if isinstance(error, Path):
             return _unknown("got a path: use diagnose_file(path) to read a log file")
         return _unknown(f"cannot diagnose a {type(error).__name__}: pass an exception or a traceback's text")
-    except Exception as exc:  # a diagnosis tool must not add a second failure to the first
+    except Exception as exc:  # noqa: BLE001 - a diagnosis tool must not add a second failure to the first; the Diagnosis says it could not read the error
         return _unknown(f"wan_nb could not read this error ({type(exc).__name__} inside wan_nb.diagnosis.core)")
 
 
@@ -144,7 +144,7 @@ def diagnose_text(text: str) -> Diagnosis:
         if not text.strip():
             return _unknown("the text is empty")
         return _from_parsed(parse(text), source="text")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above, for text: the Diagnosis says it could not read it
         return _unknown(f"wan_nb could not read this text ({type(exc).__name__} inside wan_nb.diagnosis.core)")
 
 
@@ -238,7 +238,7 @@ def _error_of(exc: BaseException) -> ParsedError:
     name = cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
     try:
         message = str(exc)
-    except Exception:  # a broken __str__ must not hide the type
+    except Exception:  # noqa: BLE001 - a broken __str__ can raise anything and must not hide the type
         message = ""
     notes = getattr(exc, "__notes__", None)
     if isinstance(notes, list):

@@ -91,7 +91,7 @@ class _Mode(TorchDispatchMode):
         super().__init__()
         self._tracker = tracker
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: D105
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         tracker = self._tracker
         if tracker.limit is not None and func in _FACTORIES_SIZE_ARG:
             err = tracker._precheck(func, args, kwargs)

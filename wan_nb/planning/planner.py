@@ -228,13 +228,16 @@ def plan(
     multiple = geometry.side_multiple(spatial, patch)
     estimate_problems: list[str] = []
     rows: list[tuple[tuple, Candidate]] = []
-    structural: dict[str, tuple[bool, str]] = {}
+    structural = {}
     if any(get_strategy(n).structural for n in names):
-        structural = structural_options(report, allow_remote_code, models_dir)
+        search = [str(models_dir)] if models_dir else None
+        structural = structural_options(report, allow_remote_code=allow_remote_code, search_dirs=search)
     for name in names:
         strategy = get_strategy(name)
         if strategy.structural:
-            runnable, why = structural.get(name, (False, "not applicable here"))
+            option = structural.get(name)
+            runnable = option is not None and option.planned
+            why = option.plan_reason if option is not None else "not applicable here"
             rows.append(((0 if runnable else 1, 0, 0, 0, 0, 0, 0, strategy.cost_rank, 1, name), Candidate(
                 strategy=name, kind=strategy.kind, status="planned" if runnable else "skipped",
                 reason=f"{strategy.summary}; {why}", available_bytes=available_bytes,

@@ -17,11 +17,11 @@ def is_pipeline(obj: Any) -> bool:
         return False
     try:
         base = module.DiffusionPipeline
-    except Exception:  # noqa: BLE001 - a half-imported diffusers
+    except Exception:  # noqa: BLE001 - a half-imported diffusers can fail in any way: then nothing is a pipeline
         return False
     try:
         return isinstance(obj, base)
-    except Exception:  # noqa: BLE001 - proxies whose __class__ raises
+    except Exception:  # noqa: BLE001 - a proxy whose __class__ raises anything is not a pipeline
         return False
 
 

@@ -253,6 +253,6 @@ def model_index_components(path: str | None) -> tuple[str, ...]:
         return ()
     try:
         data = json.loads((Path(path) / "model_index.json").read_text())
-    except Exception:  # noqa: BLE001 - a hub id: unknown until loaded
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # a hub id: unknown until loaded
         return ()
     return tuple(k for k, v in data.items() if not k.startswith("_") and isinstance(v, list) and v[0])

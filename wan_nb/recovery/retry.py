@@ -57,7 +57,7 @@ def retry_on_failure(function: Callable[..., Any] | None = None, **options: Any)
                 with memory_budget(budget, device=options.get("device")):
                     return function(*args, **kwargs)
             return function(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any failure: recovered below, or re-raised as it was
+        except Exception as exc:
             from wan_nb.diagnosis import diagnose
 
             found = diagnose(exc)

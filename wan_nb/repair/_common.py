@@ -38,7 +38,7 @@ def import_class(library: str | None, class_name: str | None):
     try:
         module = importlib.import_module(library)
         return getattr(module, class_name, None)
-    except Exception:  # noqa: BLE001 - any import failure: the class is not usable here
+    except Exception:  # noqa: BLE001 - an import can fail in any way; the caller reports the class as not usable here
         return None
 
 

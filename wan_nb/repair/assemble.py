@@ -414,7 +414,7 @@ def load_component(source: ComponentSource, torch_dtype=None, *, strict: bool | 
         kwargs["output_loading_info"] = True
     try:
         loaded = cls.from_pretrained(source.folder, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - reported with the component and folder named
+    except Exception as exc:
         raise SubstitutionError(
             f"`{source.name}` could not be loaded with {source.class_name} from {source.folder}: "
             f"{type(exc).__name__}: {exc}"
@@ -439,7 +439,7 @@ def build_from_plan(plan: AssemblyPlan, *, torch_dtype=None):
     modules = {source.name: load_component(source, torch_dtype) for source in plan.components}
     try:
         pipe = pipeline_cls(**modules, **plan.pipeline_kwargs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SubstitutionError(
             f"{plan.pipeline_class} refused the components of {plan.path}: {type(exc).__name__}: {exc}"
         ) from exc

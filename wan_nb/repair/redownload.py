@@ -102,7 +102,7 @@ def guess_repo_id(report: ComponentReport) -> str | None:
 
         entry = identify_model(report)
         return entry.repo_id if entry else None
-    except Exception:  # noqa: BLE001 - identification is a convenience
+    except (CheckpointError, OSError, ValueError, KeyError):  # identification is a convenience: the command then says <repo-id>
         return None
 
 

@@ -144,7 +144,7 @@ def load_with_remote_code(
         kwargs.setdefault("custom_pipeline", str(root / remote.pipeline_file))
     try:
         return DiffusionPipeline.from_pretrained(str(root), trust_remote_code=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the folder's own code failed: say whose
+    except Exception as exc:
         raise SubstitutionError(
             f"The code in {root} ({', '.join(remote.files)}) ran but loading failed: {type(exc).__name__}: {exc}"
         ) from exc

@@ -33,7 +33,7 @@ def modules_of(pipe: Any) -> dict[str, Any]:
 def _component_items(pipe: Any) -> list[tuple[str, Any]]:
     try:
         return list(pipe.components.items())
-    except Exception:  # noqa: BLE001 - a pipeline whose config and attributes disagree
+    except (AttributeError, KeyError, TypeError, ValueError):  # a pipeline whose config and attributes disagree
         config = getattr(pipe, "config", {}) or {}
         return [(k, getattr(pipe, k, None)) for k in config if not str(k).startswith("_")]
 
@@ -182,7 +182,7 @@ def _detach_hf_hook(where: str, module: Any) -> list[str]:
     try:
         remove_hook_from_module(module, recurse=False)
         return []
-    except Exception as exc:  # noqa: BLE001 - fall back to the hook's own weights map
+    except Exception as exc:  # noqa: BLE001 - accelerate can fail in any way on a half-moved module; the weights go back by hand and the attempt's restore_problems say so
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
     hook = module.__dict__.pop("_hf_hook", None)
     for part in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):
