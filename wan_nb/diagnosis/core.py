@@ -49,6 +49,22 @@ class Diagnosis:
     suggested: tuple[str, ...] = ()
     next_steps: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The same rules as from_dict: a Diagnosis built by hand is checked as one read from JSON.
+        if self.category not in CATEGORIES:
+            raise ValueError(f"`category` must be one of {', '.join(CATEGORIES)}, got {self.category!r}.")
+        if self.stage not in STAGES:
+            raise ValueError(f"`stage` must be one of {', '.join(STAGES)}, got {self.stage!r}.")
+        if not isinstance(self.summary, str):
+            raise TypeError(f"`summary` must be a string, got {type(self.summary).__name__}.")
+        unknown = [s for s in self.suggested if s not in STRATEGY_NAMES]
+        if isinstance(self.suggested, str) or unknown:
+            raise ValueError(f"`suggested` must be a tuple of strategy names ({', '.join(STRATEGY_NAMES)}), "
+                             f"got {self.suggested!r}.")
+        bad = [k for k, v in self.evidence.items() if not isinstance(k, str) or not isinstance(v, (str, int, float))]
+        if bad:
+            raise TypeError(f"`evidence` maps names to strings or numbers; {bad[0]!r} does not.")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; ``Diagnosis.from_dict(d.to_dict()) == d``."""
         return {

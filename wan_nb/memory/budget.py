@@ -74,6 +74,10 @@ class MemoryBudget(contextlib.ContextDecorator):
 
     def __init__(self, budget: str | int | float, device: Any = None) -> None:
         self.budget = budget
+        if device is not None:
+            from wan_nb.vocabulary import check_device
+
+            check_device(device)
         self._device_arg = device
         self._fraction: float | None = None
         if isinstance(budget, float) and not isinstance(budget, bool):

@@ -33,9 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from wan_nb.memory import _activations as A
-from wan_nb.settings import GenerationSettings
+from wan_nb.settings import DTYPE_BYTES, GenerationSettings
 from wan_nb.units import format_bytes
-from wan_nb.vocabulary import DEGRADED_STRATEGIES, MEMORY_STRATEGIES, PLACEMENT_STRATEGIES, parse_strategy
+from wan_nb.vocabulary import (
+    DEGRADED_STRATEGIES,
+    MEMORY_STRATEGIES,
+    PLACEMENT_STRATEGIES,
+    check_device,
+    parse_strategy,
+)
 
 __all__ = ["MemoryEstimate", "estimate_memory", "reduce_frames", "reduce_resolution"]
 
@@ -334,12 +340,16 @@ def estimate_memory(
         output_type: the call's ``output_type``; ``"latent"`` skips the VAE decode and the
             post-processing, as the pipeline does.
     """
-    report = _as_report(report)
     settings = settings or GenerationSettings()
     if not isinstance(settings, GenerationSettings):
         raise TypeError(f"`settings` must be a wan_nb.GenerationSettings, got {type(settings).__name__}.")
     parts = parse_strategy(strategy, known=_ESTIMABLE, allow_none=True, kind="memory strategy")
-    device = str(device)
+    device = check_device(device)
+    if vae_dtype is not None and vae_dtype not in DTYPE_BYTES:
+        raise ValueError(f"`vae_dtype` must be one of {', '.join(DTYPE_BYTES)} or None, got {vae_dtype!r}.")
+    if not isinstance(output_type, str):
+        raise TypeError(f"`output_type` must be a string such as 'np', 'pil' or 'latent', got {output_type!r}.")
+    report = _as_report(report)
     on_cpu = device.split(":", 1)[0] == "cpu"
     assumptions: list[str] = []
     comps = _weight_components(report)

@@ -363,5 +363,11 @@ def measure(device: Any = None, pipeline: Any = None) -> Meter:
     On CPU the tracker is thread-local (torch's dispatch modes are): tensors created by other
     threads during the block are not counted.
     """
+    from wan_nb.vocabulary import check_device
+
+    if device is not None:
+        check_device(device)
+    if pipeline is not None and not hasattr(pipeline, "components"):
+        raise TypeError(f"`pipeline` must be a diffusers pipeline (or None), got {type(pipeline).__name__}.")
     return Meter(device=device, pipeline=pipeline)
 

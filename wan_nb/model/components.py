@@ -190,6 +190,8 @@ def analyze_model_components(path: str | os.PathLike[str], *, deep: bool = False
         ModelFolderError: the path is missing, not a folder, or has no readable
             ``model_index.json`` — nothing to analyse.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a model folder (a str or a Path), got {type(path).__name__}.")
     root = Path(path).expanduser()
     if not root.exists():
         raise ModelFolderError(f"{root} does not exist; give the folder of a diffusers model.", root)
