@@ -21,7 +21,8 @@ from wan_nb.diagnose import Diagnosis, diagnose, diagnose_file, diagnose_text
 from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
 
 CORPUS = Path(__file__).parent / "data" / "tracebacks"
-CASE_FILES = sorted(CORPUS.rglob("*.txt"))
+REAL = CORPUS / "real"  # the real corpus: tested in tests/test_diagnose_real.py
+CASE_FILES = sorted(p for p in CORPUS.rglob("*.txt") if REAL not in p.parents)
 
 
 def read_case(path: Path) -> tuple[dict[str, str], str]:
