@@ -25,6 +25,14 @@ REAL = CORPUS / "real"  # the real corpus: tested in tests/test_diagnose_real.py
 CASE_FILES = sorted(p for p in CORPUS.rglob("*.txt") if REAL not in p.parents)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def strict_rules():
+    """Rule errors fail these tests instead of becoming an "unknown" diagnosis (what users get)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WAN_NB_STRICT_DIAGNOSE", "1")
+        yield
+
+
 def read_case(path: Path) -> tuple[dict[str, str], str]:
     """A case file: "# key: value" header lines, then the error text exactly as given."""
     lines = path.read_text(encoding="utf-8").split("\n")
