@@ -335,6 +335,8 @@ _DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not foun
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
                         r"|does not appear to have any custom code|trust_remote_code")
+_SIGNATURE = re.compile(r"(?P<func>[\w.]+)\(\) (?:missing \d+ required (?:positional|keyword-only) arguments?"
+                        r"|takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ (?:were|was) given)")
 _UNEXPECTED_KW = re.compile(r"(?P<func>[\w.]*)\(\)? got an unexpected keyword argument ['\"](?P<kw>\w+)['\"]", _I)
 _VERSION = _rx(
     r"size mismatch for|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|expected shape [^\n]* but got"
@@ -409,6 +411,10 @@ def classify(err: ParsedError) -> Finding | None:
     return _code_and_versions(err, text)
 
 
+_FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8 dtypes are"
+                      r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported")
+
+
 def _device_or_dtype(text: str) -> Finding | None:
     pair = _TYPE_PAIR.search(text)
     if pair:
@@ -423,6 +429,8 @@ def _device_or_dtype(text: str) -> Finding | None:
         devices = sorted(set(re.findall(r"\b(cuda:\d+|cuda|cpu|mps|xpu:\d+|xpu|meta)\b", text)))
         facts = {"devices": ", ".join(devices)} if devices else {}
         return Finding("device_mismatch", "tensors on different devices met in one operation", facts)
+    if _FP8_UNSUPPORTED.search(text):
+        return Finding("dtype_mismatch", "an fp8 dtype this device has no kernels for", {"dtypes": "float8"})
     if _DTYPE.search(text):
         dtypes = re.findall(r"\b(BFloat16|Half|Float8\w*|Float|Double|float16|bfloat16|float32|float|half)\b", text)
         facts = {"dtypes": ", ".join(dict.fromkeys(dtypes))} if dtypes else {}
@@ -571,6 +579,11 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if kw["kw"] in KWARG_SINCE or not user or looks_like_library_class(owner):
             return Finding("version_mismatch", "a keyword argument this installed version does not accept", facts)
         return Finding("user_code", "a function in the notebook was called with a keyword it does not take", facts)
+    sig = _SIGNATURE.search(text) if is_type(err, "TypeError") and not user else None
+    if sig:
+        # Like an unexpected keyword: code written for another release of the class it calls.
+        return Finding("version_mismatch", "a call does not match the signature of the installed version",
+                       {"callee": sig["func"]})
     if is_type(err, "SyntaxError") and (user or not err.frames):
         return Finding("user_code", "the cell's code has a syntax error")
     if is_type(err, *_USER_TYPES) and user:

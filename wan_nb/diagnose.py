@@ -510,6 +510,8 @@ def _summary(category: str, stage: str, component: str | None, ev: dict) -> str:
     if category == "device_mismatch":
         devices = f" ({ev['devices']})" if ev.get("devices") else ""
         return f"Tensors on different devices{devices} met{during}: part of the pipeline is not where the rest is."
+    if category == "dtype_mismatch" and ev.get("dtypes") == "float8":
+        return f"The weights use an fp8 dtype this device has no kernels for{during}."
     if category == "dtype_mismatch":
         dtypes = f" ({ev['dtypes']})" if ev.get("dtypes") else ""
         return f"Tensors of different dtypes{dtypes} met{during}."
@@ -519,6 +521,9 @@ def _summary(category: str, stage: str, component: str | None, ev: dict) -> str:
         return f"The package {package} is not installed{needed}." if package else \
             f"A package or program the pipeline needs is missing{during}."
     if category == "accelerator_unavailable":
+        if re.search(r"no ke[rm]n?el image|invalid device function", str(ev.get("message", "")), re.I):
+            return (f"This PyTorch build (or an extension it runs) has no kernels for this GPU{during}: an "
+                    "unsupported accelerator, not a fault.")
         return "The accelerator the code asks for is not available to this PyTorch installation."
     if category == "accelerator_fault":
         return f"The accelerator reported a fault{during}; its context is unusable until the kernel restarts."
@@ -624,6 +629,9 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
                          "diffusers: pip install -U diffusers.")
         steps.append("Or load the components one by one and assemble the pipeline from them.")
     elif category == "version_mismatch":
+        if ev.get("program") == "ffmpeg":
+            steps.append("Install a current ffmpeg (or point the video writer at imageio-ffmpeg's bundled one): the "
+                         "one found is older than the options it is given.")
         if ev.get("required_diffusers"):
             steps.append(f"This needs diffusers >= {ev['required_diffusers']}: pip install -U diffusers, then "
                          "restart the kernel.")
@@ -648,6 +656,9 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
                      "do not move single components by hand.")
         steps.append("Create generators and inputs on the pipeline's device, or pass them on the CPU.")
     elif category == "dtype_mismatch":
+        if re.search(r"float8|fp8", str(ev.get("message", "")) + str(ev.get("dtypes", "")), re.I):
+            steps.append("This GPU lacks fp8 (e4m3) kernels (they need an RTX 40xx/Ada, Hopper or newer): load the "
+                         "weights in bfloat16 or float16, or pick fp8_e5m2 where the loader offers it.")
         steps.append("Load every component with the same torch_dtype (e.g. torch.bfloat16) and pass inputs in that "
                      "dtype.")
         steps.append("On a CPU, use torch.float32 or bfloat16: many CPU kernels lack float16.")
@@ -656,6 +667,10 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
         steps.append(f"pip install {package}, then restart the kernel." if package else
                      "Install the package or program the error names, then restart the kernel.")
     elif category == "accelerator_unavailable":
+        if re.search(r"no ke[rm]n?el image|invalid device function", str(ev.get("message", "")), re.I):
+            steps.append("The installed PyTorch (or an extension it runs, such as SageAttention or flash-attn) has no "
+                         "kernels for this GPU: install a build for its architecture (RTX 50xx needs CUDA 12.8 "
+                         "wheels; on AMD, a ROCm build for the card's gfx target).")
         steps.append("Check torch.cuda.is_available() (or torch.backends.mps.is_available()); install a PyTorch "
                      "build for your GPU and driver.")
         steps.append("Without an accelerator, run on the CPU with a small resolution and few frames.")
@@ -664,6 +679,19 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
         steps.append("Rerun with CUDA_LAUNCH_BLOCKING=1 to find the operation that failed; check indices, "
                      "driver and GPU health.")
     elif category == "invalid_input":
+        message, rule = str(ev.get("message", "")), str(ev.get("rule", ""))
+        if "got_channels" in ev:
+            steps.append('Convert the image to RGB before passing it: image = image.convert("RGB") (a PNG with '
+                         "transparency has 4 channels, a greyscale one 1).")
+        elif "export_to_video" in rule:
+            steps.append('Pass export_to_video the frames first and the file name second: '
+                         'export_to_video(output.frames[0], "out.mp4", fps=16).')
+        elif "is invalid for input of size" in message:
+            steps.append("Use a height and width that split into the model's patches: multiples of 16 for Wan "
+                         "(32 for Wan 2.2 TI2V-5B); the same for every frame of a control video.")
+        elif "wrong type" in rule:
+            steps.append("Pass the image as a PIL.Image (diffusers.utils.load_image(path)) or a tensor, not a path, "
+                         "an array of another layout or a list.")
         steps.append("Fix the argument the message names (Wan: height and width divisible by 16, "
                      "num_frames of the form 4k+1).")
     elif category == "user_code":
