@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import wan_nb
-from wan_nb import diagnose
+from wan_nb.diagnose import diagnose  # the function (the package attribute is shadowed once the module loads)
 from wan_nb.vocabulary import CATEGORIES, STAGES
 
 DATA = Path(__file__).parent / "data"

@@ -861,7 +861,7 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
     """A stage the log names: a ComfyUI node, a phase word, or where progress bars stopped."""
     for line in reversed(parsed.lines):
         m = _NODE.search(line)
-        if not m and len(line) < 300 and line[:1] != " ":
+        if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
             m = _NODE_LINE.match(line)
             m = m if m and _CAMEL.search(m["node"]) else None
         if m:
