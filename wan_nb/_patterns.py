@@ -5,7 +5,8 @@ the libraries print, never by a lone word. "CUDA error: out of memory" is an OOM
 "CUDA error: device-side assert triggered" is not, and a message that merely mentions
 CUDA (as torch's "CUDA kernel errors might be asynchronously reported" trailer does) is
 neither until a rule says so. The stage comes from the frames (deepest specific frame
-wins), then from what the message or log names (ComfyUI node types, progress bars).
+wins), then from what the message or log names (ComfyUI node types and popups, SD.Next's
+"Encode:"/"Decode:" lines, progress bars, "Loading checkpoint shards").
 """
 
 from __future__ import annotations

@@ -9,7 +9,15 @@ deepest frame that belongs to a known stage locates the failure), then what the 
 it says (ComfyUI node names, where the progress bar stopped). When the evidence is not
 there it says ``unknown`` and why, rather than guess. It never raises and never keeps the
 exception or its traceback: a Diagnosis holds strings and numbers only, because a kept
-traceback keeps its frames and so their CUDA tensors alive.
+traceback keeps its frames and so their CUDA tensors alive. (With ``WAN_NB_STRICT_DIAGNOSE=1``
+an error inside wan_nb's own rules is raised instead of reported as ``unknown``: the tests
+run that way.)
+
+The stage: the innermost frame of a known model part (diffusers, the original Wan code,
+ComfyUI, kijai's wrappers, Wan2GP, DiffSynth-Studio), then a function the message names
+(``WanVideoModelLoader.loadmodel() got ...``), then the log: a node's name, the last phase
+or progress bar before the error. ``Try:`` lists only strategies ``wan_nb.plan()`` would run
+for the same failure; what the plan leaves to the user is in the next steps.
 """
 
 from __future__ import annotations
