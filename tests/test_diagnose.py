@@ -546,3 +546,44 @@ def test_stage_from_each_codebases_frames(text, stage):
 def test_stage_from_log_lines(log, stage):
     d = diagnose(log)
     assert d.stage == stage, d.to_text()
+
+
+# --- categories real reports showed missing ------------------------------------------------------
+
+_SCRIPT = ('Traceback (most recent call last):\n  File "/home/me/run_wan.py", line 12, in <module>\n'
+           "    video = pipe(prompt=prompt).frames[0]\n")
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # The user's own script: every frame in it, from its top level.
+    (_SCRIPT + "NameError: name 'pipe' is not defined", "user_code"),
+    (_SCRIPT + "AttributeError: 'list' object has no attribute 'frames'", "user_code"),
+    # An application spanning files is not the user's code.
+    ('Traceback (most recent call last):\n  File "/app/launch.py", line 5, in <module>\n    import app\n'
+     '  File "/app/app.py", line 67, in <module>\n    pipe.enable_xformers_memory_efficient_attention()\n'
+     "NameError: name 'pipe' is not defined", "unknown"),
+    # Wrong image channels, sizes that break the patches, a wrong argument to export_to_video.
+    ("RuntimeError: Given groups=1, weight of size [1280, 3, 14, 14], expected input[1, 4, 224, 224] to have "
+     "3 channels, but got 4 channels instead", "invalid_input"),
+    ("RuntimeError: shape '[1, 16, 21, 30, 2, 53, 2]' is invalid for input of size 2168640", "invalid_input"),
+    ('Traceback (most recent call last):\n  File "/x/site-packages/diffusers/utils/export_utils.py", line 182, '
+     "in export_to_video\n    writer.append_data(frame)\nValueError: append_data requires ndarray as first arg",
+     "invalid_input"),
+    # A missing video-writing backend.
+    ("ImportError: PyAV is not installed, and is necessary for the video operations in torchvision.",
+     "missing_dependency"),
+    ("RuntimeError: No ffmpeg exe could be found. Install ffmpeg on your system, or set the IMAGEIO_FFMPEG_EXE "
+     "environment variable.", "missing_dependency"),
+    # fp8 on a GPU without fp8 kernels.
+    ("torch._inductor.exc.InductorError: CompilationError: at 1:0:\nValueError(\"type fp8e4nv not supported in this "
+     "architecture. The supported fp8 dtypes are ('fp8e4b15', 'fp8e5')\")", "dtype_mismatch"),
+    ("RuntimeError: \"baddbmm_cuda\" not implemented for 'Float8_e4m3fn'", "dtype_mismatch"),
+    # An unsupported accelerator is not a fault, even with torch's asynchronous-error trailer.
+    ("RuntimeError: CUDA error: no kernel image is available for execution on the device\nCUDA kernel errors "
+     "might be asynchronously reported at some other API call", "accelerator_unavailable"),
+    ("torch.AcceleratorError: HIP error: invalid device function\nHIP kernel errors might be asynchronously "
+     "reported at some other API call", "accelerator_unavailable"),
+])
+def test_categories_real_reports_needed(text, category):
+    d = diagnose(text)
+    assert d.category == category, d.to_text()
