@@ -21,7 +21,16 @@ from wan_nb.diagnosis import Diagnosis, diagnose, diagnose_file, diagnose_text
 from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
 
 CORPUS = Path(__file__).parent / "data" / "tracebacks"
-CASE_FILES = sorted(CORPUS.rglob("*.txt"))
+REAL = CORPUS / "real"  # the real corpus: tested in tests/test_diagnose_real.py
+CASE_FILES = sorted(p for p in CORPUS.rglob("*.txt") if REAL not in p.parents)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def strict_rules():
+    """Rule errors fail these tests instead of becoming an "unknown" diagnosis (what users get)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WAN_NB_STRICT_DIAGNOSE", "1")
+        yield
 
 
 def read_case(path: Path) -> tuple[dict[str, str], str]:
@@ -119,7 +128,9 @@ def test_evidence_names_the_missing_class_and_versions():
     assert d.evidence["installed_diffusers"] == "0.33.1"
     assert d.evidence["required_diffusers"] == "0.34.0"
     assert d.evidence["diffusers_too_old"] == "yes"
-    assert d.suggested[0] == "upgrade_library"
+    # Upgrading is advice (the plan lists it as guidance, never runs it): a next step, not a "Try".
+    assert "pip install -U diffusers" in d.next_steps[0] and "upgrade_library" not in d.suggested
+    assert d.suggested[0] == "assemble_components"
 
 
 def test_cuda_words_alone_are_not_an_oom():
@@ -148,10 +159,11 @@ def test_oom_suggestions_follow_the_stage(stage, first):
 
 
 def test_structural_suggestions():
-    assert diagnose("OSError: Error no file named config.json found in directory /m/vae.").suggested[:2] == (
-        "component_donor", "redownload")
-    assert diagnose("safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge"
-                    ).suggested[0] == "redownload"
+    # Downloading again is guidance the plan never carries out: it is in the next steps.
+    missing = diagnose("OSError: Error no file named config.json found in directory /m/vae.")
+    assert missing.suggested == ("component_donor",) and "Download" in " ".join(missing.next_steps)
+    corrupt = diagnose("safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge")
+    assert corrupt.suggested == ("component_donor",) and "download it again" in " ".join(corrupt.next_steps)
     assert diagnose("ImportError: cannot import name 'WanFooPipeline' from 'diffusers'").suggested[0] == (
         "assemble_components")
 
@@ -439,3 +451,139 @@ def test_an_oom_behind_a_failed_weights_load_is_out_of_memory_at_load():
     plain = OSError("Unable to load weights from checkpoint file for "
                     "'/m/transformer/diffusion_pytorch_model.safetensors' at '/m/transformer'.")
     assert diagnose(plain).category == "weights_corrupt"
+
+
+# --- stages from every codebase users paste from -------------------------------------------------
+
+def _tb(*frames: tuple[str, str, str], error: str = "torch.OutOfMemoryError: CUDA out of memory.") -> str:
+    lines = ["Traceback (most recent call last):"]
+    for path, func, code in frames:
+        lines += [f'  File "{path}", line 10, in {func}', f"    {code}"]
+    return "\n".join([*lines, error])
+
+
+_MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call_impl", "return forward_call(*a)"
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    # The original Wan code: the generate loop, the DiT, T5, CLIP, the VAE.
+    (_tb(("/w/Wan2.1/wan/text2video.py", "generate", "noise_pred_cond = self.model("), _MODULE,
+         ("/w/Wan2.1/wan/modules/model.py", "forward", "x = block(x, **kwargs)")), "denoise"),
+    (_tb(("/w/Wan2.1/wan/text2video.py", "generate", "context = self.text_encoder([input_prompt], self.device)"),
+         ("/w/Wan2.1/wan/modules/t5.py", "__call__", "context = self.model(ids, mask)")), "text_encode"),
+    (_tb(("/w/Wan2.1/wan/image2video.py", "generate", "clip_context = self.clip.visual([img[:, None, :, :]])"),
+         ("/w/Wan2.1/wan/modules/clip.py", "visual", "out = self.model.visual(videos, use_31_block=True)")),
+     "text_encode"),
+    (_tb(("/w/Wan2.1/wan/image2video.py", "generate", "y = self.vae.encode([img])"),
+         ("/w/Wan2.1/wan/modules/vae.py", "encode", "out = self.encoder(x)")), "vae_encode"),
+    (_tb(("/w/Wan2.2/wan/textimage2video.py", "t2v", "videos = self.vae.decode(x0)"),
+         ("/w/Wan2.2/wan/modules/vae2_2.py", "decode", "self.model.decode(u.unsqueeze(0),")), "vae_decode"),
+    # ComfyUI: VAEDecode, KSampler, CLIPTextEncode.
+    (_tb(("C:/ComfyUI/nodes.py", "decode", 'images = vae.decode(samples["samples"])'),
+         ("C:/ComfyUI/comfy/sd.py", "decode", "out = self.first_stage_model.decode(samples)"),
+         ("C:/ComfyUI/comfy/ldm/wan/vae.py", "decode", "out = self.decoder(x)")), "vae_decode"),
+    (_tb(("/c/ComfyUI/nodes.py", "sample", "return common_ksampler(model, seed, steps)"),
+         ("/c/ComfyUI/comfy/sample.py", "sample", "samples = sampler.sample(noise)"),
+         ("/c/ComfyUI/comfy/ldm/wan/model.py", "forward_orig", "x = block(x, e=e0)")), "denoise"),
+    (_tb(("/c/ComfyUI/nodes.py", "encode", "return (clip.encode_from_tokens_scheduled(tokens), )"),
+         ("/c/ComfyUI/comfy/sd.py", "encode_from_tokens", "o = self.cond_stage_model.encode_token_weights(tokens)"),
+         ("/c/ComfyUI/comfy/text_encoders/t5.py", "forward", "x = layer(x, mask)")), "text_encode"),
+    # kijai's wrapper: the sampler, the decode, the text encoder, the loader.
+    (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "process",
+          "noise_pred, self.teacache_state = predict_with_cfg("),
+         ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/model.py", "forward", "x = block(x)")),
+     "denoise"),
+    (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "decode",
+          "images = vae.decode(latents, device=device, tiled=enable_vae_tiling)"),
+         ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/wan_video_vae.py", "decode",
+          "video = self.single_decode(hidden_state, device)")), "vae_decode"),
+    (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "process",
+          "context = encoder(positive_prompts, device)"),
+         ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/t5.py", "__call__",
+          "context = self.model(ids, mask)")), "text_encode"),
+    (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes_model_loading.py", "loadmodel",
+          "sd = load_torch_file(model_path, device=transformer_load_device, safe_load=True)"),
+         ("/c/ComfyUI/comfy/utils.py", "load_torch_file", "sd = safetensors.torch.load_file(ckpt, device=device)")),
+     "load"),
+    # Wan2GP and DiffSynth-Studio.
+    (_tb(("D:/Wan2GP/wgp.py", "generate_video", "samples = wan_model.generate("),
+         ("D:/Wan2GP/models/wan/any2video.py", "generate", "ret_values = trans( **gen_args , **kwargs)"), _MODULE,
+         ("D:/Wan2GP/models/wan/modules/model.py", "forward", "x = block(x, **kwargs)")), "denoise"),
+    (_tb(("/d/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "__call__",
+          "noise_pred_posi = self.model_fn(**models, **inputs_shared, **inputs_posi, timestep=timestep)"),
+         ("/d/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "model_fn_wan_video",
+          "x = block(x, context, t_mod, freqs)"),
+         ("/d/DiffSynth-Studio/diffsynth/models/wan_video_dit.py", "forward", "x = x + gate_msa * self.self_attn(")),
+     "denoise"),
+    (_tb(("/d/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "__call__",
+          "video = self.vae.decode(inputs_shared['latents'], device=self.device, tiled=tiled)"),
+         ("/d/DiffSynth-Studio/diffsynth/models/wan_video_vae.py", "decode",
+          "video = self.single_decode(hidden_state, device)")), "vae_decode"),
+    (_tb(("/d/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "process",
+          "prompt_emb = pipe.prompter.encode_prompt(prompt, positive=positive, device=pipe.device)"),
+         ("/d/DiffSynth-Studio/diffsynth/models/wan_video_text_encoder.py", "forward", "x = block(x, mask)")),
+     "text_encode"),
+])
+def test_stage_from_each_codebases_frames(text, stage):
+    assert diagnose(text).stage == stage, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("log", "stage"), [
+    ('17:12:59-849063 DEBUG    Encode: prompt="a cat" hijack=True\n'
+     "Progress ?it/s                                  0% 0/50 00:08 ? Base\n"
+     "17:13:19-158461 ERROR    Processing: step=base Expected all tensors to be on the same device", "denoise"),
+    ("Progress  3.42s/it ███████████ 100% 5/5 00:17 00:00 Base\n"
+     "14:12:20-780875 ERROR    Decode: vae=AutoencoderKLWan CUDA out of memory. Tried to allocate 4.00 GiB",
+     "vae_decode"),
+    ("Loading checkpoint shards:  50%|█████     | 2/4 [00:31<00:31, 15.6s/it]\nKilled", "load"),
+    ("  0%|          | 0/40 [00:00<?, ?it/s]\n 12%|█▎        | 5/40 [00:41<04:47, 8.2s/it]\n"
+     "torch.OutOfMemoryError: CUDA out of memory.", "denoise"),
+    ("100%|██████████| 40/40 [05:10<00:00, 7.7s/it]\nDecoding video...\ntorch.OutOfMemoryError: CUDA out of memory.",
+     "vae_decode"),
+    ("T5Encoder: 100%|██████████| 24/24 [00:19<00:00,  1.22it/s]\n"
+     "Sampling 81 frames at 832x480 with 30 steps\ntorch.OutOfMemoryError: Allocation on device", "denoise"),
+])
+def test_stage_from_log_lines(log, stage):
+    d = diagnose(log)
+    assert d.stage == stage, d.to_text()
+
+
+# --- categories real reports showed missing ------------------------------------------------------
+
+_SCRIPT = ('Traceback (most recent call last):\n  File "/home/me/run_wan.py", line 12, in <module>\n'
+           "    video = pipe(prompt=prompt).frames[0]\n")
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # The user's own script: every frame in it, from its top level.
+    (_SCRIPT + "NameError: name 'pipe' is not defined", "user_code"),
+    (_SCRIPT + "AttributeError: 'list' object has no attribute 'frames'", "user_code"),
+    # An application spanning files is not the user's code.
+    ('Traceback (most recent call last):\n  File "/app/launch.py", line 5, in <module>\n    import app\n'
+     '  File "/app/app.py", line 67, in <module>\n    pipe.enable_xformers_memory_efficient_attention()\n'
+     "NameError: name 'pipe' is not defined", "unknown"),
+    # Wrong image channels, sizes that break the patches, a wrong argument to export_to_video.
+    ("RuntimeError: Given groups=1, weight of size [1280, 3, 14, 14], expected input[1, 4, 224, 224] to have "
+     "3 channels, but got 4 channels instead", "invalid_input"),
+    ("RuntimeError: shape '[1, 16, 21, 30, 2, 53, 2]' is invalid for input of size 2168640", "invalid_input"),
+    ('Traceback (most recent call last):\n  File "/x/site-packages/diffusers/utils/export_utils.py", line 182, '
+     "in export_to_video\n    writer.append_data(frame)\nValueError: append_data requires ndarray as first arg",
+     "invalid_input"),
+    # A missing video-writing backend.
+    ("ImportError: PyAV is not installed, and is necessary for the video operations in torchvision.",
+     "missing_dependency"),
+    ("RuntimeError: No ffmpeg exe could be found. Install ffmpeg on your system, or set the IMAGEIO_FFMPEG_EXE "
+     "environment variable.", "missing_dependency"),
+    # fp8 on a GPU without fp8 kernels.
+    ("torch._inductor.exc.InductorError: CompilationError: at 1:0:\nValueError(\"type fp8e4nv not supported in this "
+     "architecture. The supported fp8 dtypes are ('fp8e4b15', 'fp8e5')\")", "dtype_mismatch"),
+    ("RuntimeError: \"baddbmm_cuda\" not implemented for 'Float8_e4m3fn'", "dtype_mismatch"),
+    # An unsupported accelerator is not a fault, even with torch's asynchronous-error trailer.
+    ("RuntimeError: CUDA error: no kernel image is available for execution on the device\nCUDA kernel errors "
+     "might be asynchronously reported at some other API call", "accelerator_unavailable"),
+    ("torch.AcceleratorError: HIP error: invalid device function\nHIP kernel errors might be asynchronously "
+     "reported at some other API call", "accelerator_unavailable"),
+])
+def test_categories_real_reports_needed(text, category):
+    d = diagnose(text)
+    assert d.category == category, d.to_text()

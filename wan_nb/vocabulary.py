@@ -26,6 +26,7 @@ STAGES: tuple[str, ...] = (
     "load",
     "to_device",
     "text_encode",
+    "preprocess",  # the input image or video made ready for encoding (resize, convert, read)
     "denoise",
     "vae_decode",
     "vae_encode",

@@ -5,7 +5,8 @@ the libraries print, never by a lone word. "CUDA error: out of memory" is an OOM
 "CUDA error: device-side assert triggered" is not, and a message that merely mentions
 CUDA (as torch's "CUDA kernel errors might be asynchronously reported" trailer does) is
 neither until a rule says so. The stage comes from the frames (deepest specific frame
-wins), then from what the message or log names (ComfyUI node types, progress bars).
+wins), then from what the message or log names (ComfyUI node types and popups, SD.Next's
+"Encode:"/"Decode:" lines, progress bars, "Loading checkpoint shards").
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ def raised_in_user_code(err: ParsedError) -> bool:
     return bool(frames) and frames[-1].is_user
 
 
+def in_users_script(err: ParsedError) -> bool:
+    """Every frame is in one script run as the program (``<module>`` first), none in a library.
+
+    That is the user's own script (``python run.py``): a NameError there is their code's,
+    not a package's. An application (a launcher importing its app, a web UI) spans files.
+    """
+    frames = [f for f in err.frames if not _WRAPPER_PATH.search(f.path)]
+    if not frames or frames[0].name != "<module>" or any(_LIBRARY_PATH.search(f.path) for f in frames):
+        return False
+    return len({f.path for f in frames}) == 1 and not frames[0].path.startswith("<frozen")
+
+
 def looks_like_library_class(name: str) -> bool:
     return bool(re.fullmatch(r"(?:Wan|AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer"
                              r"|Processor|Mixin)", name))
@@ -124,6 +137,7 @@ _DEVICE_OF_OOM = [
     (re.compile(r"\bXPU out of memory", _I), "xpu"),
     (re.compile(r"\bNPU out of memory", _I), "npu"),
     (re.compile(r"budget", _I), "cpu (memory budget)"),
+    (re.compile(r"not enough GPU video memory", _I), "directml"),
     (re.compile(r"\bCUDA\b|Allocation on device|CUBLAS|CUDNN|\bGPU\b", _I), "cuda"),
 ]
 
@@ -241,13 +255,13 @@ _DEVICE_OOM = _rx(r"\b(?:CUDA|HIP|XPU|NPU|MPS backend|MPS|GPU|device)\s+out of m
                   r"|OutOfMemoryError|out of (?:video memory|vram|gpu memory)"
                   r"|(?:insufficient|unsufficient|not enough|ran out of)\s+(?:vram|gpu memory|video memory)"
                   r"|\bVRAM\b[^.\n]{0,40}(?:exhausted|exceeded|full)|Tried to allocate[^\n]*\bbudget\b"
-                  r"|Got an OOM")
-_ANY_OOM = _rx(r"\bout of memory\b|\bOOM\b")
+                  r"|Got an OOM|not enough GPU video memory|Ran out of memory when regular VAE (?:de|en)coding")
+_ANY_OOM = _rx(r"\bout of memory\b|(?-i:\bOOM\b)")
 _UNAVAILABLE = _rx(
     r"not compiled with (?:CUDA|ROCm|HIP|MPS|XPU)|No (?:CUDA|HIP|ROCm) GPUs are available"
     r"|Found no NVIDIA driver|NVIDIA driver on your system is too old|driver version is insufficient"
     r"|requires accelerator, but not found|torch\.(?:cuda|xpu|mps|backends\.mps)\.is_available\(\) is False"
-    r"|no kernel image is available|invalid device function|device\(s\) is/are busy or unavailable"
+    r"|no ke[rm]n?el image is available|invalid device function|device\(s\) is/are busy or unavailable"
     r"|no CUDA-capable device|invalid device ordinal|CUDA unknown error|CUDA driver initialization failed"
     r"|Cannot access accelerator device when none is available|MPS backend (?:is )?not available"
     r"|not built with MPS|\bMPS (?:device )?(?:is )?not available|not currently implemented for the MPS device"
@@ -260,9 +274,9 @@ _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misa
              r"|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR)"
              r"|Memory access fault by GPU|hipError\w+|fallen off the bus|\bECC error|uncorrectable ECC"
              r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
-             r"|an illegal (?:memory access|instruction)")
+             r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
 _DEVICE_MISMATCH = _rx(
-    r"Expected all tensors to be on the same device|on the same device|different from other tensors on"
+    r"Expected all tensors to be on the same(?: device|\s*$)|on the same device|different from other tensors on"
     r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
     r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
     r"|Expected a '?\w+'? (?:device )?(?:type )?for generator|Cannot generate a \w+ tensor from a generator of type"
@@ -275,7 +289,8 @@ _DTYPE = _rx(
     r"|not implemented for '(?:Half|BFloat16|Float8\w*|ComplexHalf|Float|Double)'|Got unsupported ScalarType"
     r"|same dtype|dtype mismatch|can't be cast to the desired output type|Unsupported dtype|promote(?:d)? dtype"
     r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"
-    r"|Expected (?:query|key|value)[^\n]*dtype")
+    r"|Expected (?:query|key|value)[^\n]*dtype"
+    r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported")
 _CORRUPT = _rx(
     r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
@@ -297,6 +312,8 @@ _COMPONENT_MISSING = _rx(
     r"|Access to model [^\n]* is restricted|401 Client Error|expected \{[^}]*\},? but only \{[^}]*\} were passed"
     r"|NotADirectoryError|Could not find (?:the )?(?:model|checkpoint|config)|model_index\.json[^\n]*not (?:found|exist)"
     r"|Value not in list: (?:ckpt|unet|vae|clip|model|lora|clip_vision)\w*_name"
+    r"|Value not in list: \w+: '[^'\n]*' not in \[\]|does not contain a valid (?:clip|text encoder|vae)"
+    r"|\b(?:clip|vae|model) input is invalid: None"
     r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
     r"|offline mode")
@@ -311,13 +328,16 @@ _REQUIRES_LIB = re.compile(
     r"(?: library| package)? (?:to be installed|but (?:it )?(?:is|was) not (?:installed|found))"
     r"|(?:please|you need to|you must) install\s+(?!via\b|with\b|it\b|them\b|the\b|from\b|using\b)[`'\"]?"
     r"(?P<pkg3>[A-Za-z][\w\-]*)|\b(?P<pkg5>[A-Za-z][\w\-]*) (?:is|are) not installed", _I)
-_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not found|not installed|No such file)"
+_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
+                r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
                 r"|packages? that (?:were|was) not found")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
                         r"|does not appear to have any custom code|trust_remote_code")
+_SIGNATURE = re.compile(r"(?P<func>[\w.]+)\(\) (?:missing \d+ required (?:positional|keyword-only) arguments?"
+                        r"|takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ (?:were|was) given)")
 _UNEXPECTED_KW = re.compile(r"(?P<func>[\w.]*)\(\)? got an unexpected keyword argument ['\"](?P<kw>\w+)['\"]", _I)
 _VERSION = _rx(
     r"size mismatch for|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|expected shape [^\n]* but got"
@@ -327,14 +347,18 @@ _VERSION = _rx(
     r"|undefined symbol|requires (?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)\s*(?:version\s*)?[>=]"
     r"|please (?:upgrade|update)|is too old|not supported (?:in|by) (?:this|your) version|version [\d.]+ or (?:higher|newer)"
     r"|got multiple values for (?:keyword )?argument|has no attribute|_ARRAY_API not found"
-    r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy")
+    r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
+    r"|Expected a value of type '[^']+' for argument '\w+' but instead found type"
+    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented")
 _INVALID = _rx(
     r"ha(?:ve|s) to be divisible by|must be (?:divisible by|a multiple of)|should be divisible by"
     r"|Provide either `|Cannot forward both `|`\w+` (?:has|have) to be|`\w+` (?:must|should) be|is only supported when"
     r"|list of generators of length|cannot identify image file|Prompt outputs failed validation"
     r"|Required input is missing|Failed to validate prompt|Value (?:smaller than min|bigger than max)"
     r"|(?:height|width|num_frames)[^\n]{0,40}(?:must|should|has to|have to)"
-    r"|device type at start of device string|Invalid device string")
+    r"|device type at start of device string|Invalid device string"
+    r"|Input is in incorrect format|Invalid image type|image must be passed and be one of"
+    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -377,12 +401,19 @@ def classify(err: ParsedError) -> Finding | None:
     found = _loading(err, text)
     if found:
         return found
+    found = _video_writer(err, text)
+    if found:
+        return found
     found = _imports(err, text)
     if found:
         return found
     if _ANY_OOM.search(text):
         return Finding("out_of_memory", "the message reports out of memory", oom_numbers(text))
     return _code_and_versions(err, text)
+
+
+_FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8 dtypes are"
+                      r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported")
 
 
 def _device_or_dtype(text: str) -> Finding | None:
@@ -399,6 +430,8 @@ def _device_or_dtype(text: str) -> Finding | None:
         devices = sorted(set(re.findall(r"\b(cuda:\d+|cuda|cpu|mps|xpu:\d+|xpu|meta)\b", text)))
         facts = {"devices": ", ".join(devices)} if devices else {}
         return Finding("device_mismatch", "tensors on different devices met in one operation", facts)
+    if _FP8_UNSUPPORTED.search(text):
+        return Finding("dtype_mismatch", "an fp8 dtype this device has no kernels for", {"dtypes": "float8"})
     if _DTYPE.search(text):
         dtypes = re.findall(r"\b(BFloat16|Half|Float8\w*|Float|Double|float16|bfloat16|float32|float|half)\b", text)
         facts = {"dtypes": ", ".join(dict.fromkeys(dtypes))} if dtypes else {}
@@ -500,15 +533,43 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
     return None
 
 
+_FFMPEG_FAILED = _rx(r"error occured in the ffmpeg subprocess|ffmpeg (?:subprocess|process) (?:failed|exited)")
+_FFMPEG_TOO_OLD = _rx(r"Unrecognized option '[\w-]+'|Option '[\w-]+' not found|Error splitting the argument list"
+                      r"|Unknown encoder|Unrecognized option")
+_WRITER_FRAME = re.compile(r"^(?:combine_video|write_frames|export_to_video|save_video|mimwrite|mimsave|append_data"
+                           r"|_append_data|_initialize)$")
+
+
+def _video_writer(err: ParsedError, text: str) -> Finding | None:
+    """The program that writes the video (ffmpeg behind imageio or a video node) failed."""
+    if _FFMPEG_FAILED.search(text) and _FFMPEG_TOO_OLD.search(text):
+        return Finding("version_mismatch", "the installed ffmpeg is older than the options the video writer passes",
+                       {"program": "ffmpeg"})
+    writing = any(_WRITER_FRAME.match(f.name) for f in err.frames) or "proc.stdin.write" in text
+    if writing and (is_type(err, "BrokenPipeError") or re.search(r"\[Errno 32\] Broken pipe", text)):
+        # ffmpeg quit while frames were piped to it: typically a build without the encoder asked for.
+        return Finding("missing_dependency", "the ffmpeg that writes the video quit (a build without the encoder?)",
+                       {"missing_package": "ffmpeg (a build with the codec, e.g. imageio-ffmpeg)"})
+    return None
+
+
 def _pip_name(module: str) -> str:
     return {"cv2": "opencv-python", "PIL": "pillow", "flash_attn": "flash-attn", "imageio_ffmpeg": "imageio-ffmpeg",
             "sklearn": "scikit-learn", "google": "protobuf", "bs4": "beautifulsoup4", "yaml": "pyyaml",
             "sageattention": "sageattention", "easydict": "easydict"}.get(module, module.replace("_", "-"))
 
 
+_CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels", _I)
+# Plain Python types where a pipeline expects tensors or images: the caller passed the wrong thing.
+_WRONG_TYPE_ATTR = re.compile(r"['\"](?:numpy\.ndarray|ndarray|str|list|tuple|dict|int|float|bytes)['\"] object has no "
+                              r"attribute", _I)
+_PIPELINE_PATH = re.compile(r"/diffusers/pipelines/|/pipelines?/|pipeline_\w+\.py$|/image_processor\.py$"
+                            r"|/video_processor\.py$", _I)
+
+
 def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     kw = _UNEXPECTED_KW.search(text) if "unexpected keyword" in text else None
-    user = raised_in_user_code(err)
+    user = raised_in_user_code(err) or (is_type(err, "NameError", "AttributeError") and in_users_script(err))
     if kw:
         facts: dict[str, str | int | float] = {"unexpected_keyword": kw["kw"]}
         if kw["func"]:
@@ -519,6 +580,11 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if kw["kw"] in KWARG_SINCE or not user or looks_like_library_class(owner):
             return Finding("version_mismatch", "a keyword argument this installed version does not accept", facts)
         return Finding("user_code", "a function in the notebook was called with a keyword it does not take", facts)
+    sig = _SIGNATURE.search(text) if is_type(err, "TypeError") and not user else None
+    if sig:
+        # Like an unexpected keyword: code written for another release of the class it calls.
+        return Finding("version_mismatch", "a call does not match the signature of the installed version",
+                       {"callee": sig["func"]})
     if is_type(err, "SyntaxError") and (user or not err.frames):
         return Finding("user_code", "the cell's code has a syntax error")
     if is_type(err, *_USER_TYPES) and user:
@@ -530,6 +596,18 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     m = _NAME_UNDEFINED.search(text)
     if m and not err.frames and is_type(err, "NameError"):
         return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
+    m = _CHANNELS.search(text)
+    if m and {m[1], m[2]} in ({"3", "4"}, {"1", "3"}):
+        # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
+        return Finding("invalid_input", "the image has the wrong number of colour channels (RGBA or greyscale for RGB)",
+                       {"expected_channels": int(m[1]), "got_channels": int(m[2])})
+    if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
+            f.name in ("export_to_video", "export_to_gif") for f in err.frames):
+        return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")
+    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and any(
+            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]):
+        return Finding("invalid_input", "the pipeline was given a value of the wrong type (an array or a string "
+                       "where it takes an image or tensor)")
     m = _OBJECT_NO_ATTR.search(text)
     if m and looks_like_library_class(m["obj"]):
         return Finding("version_mismatch", "the installed library's object lacks this attribute",
@@ -552,10 +630,10 @@ STRONG, WEAK = 2, 1
 
 _VAEISH = re.compile(r"vae|autoencoder|/comfy/sd\.py$", _I)
 _NOT_VAE = re.compile(r"token|/json/|codecs|encodings/|base64|/email/|/http/|/urllib", _I)
-_DECODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?decode(?:_tiled\w*|_video|_frames"
+_DECODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?decode(?:_\d+|_tiled\w*|_video|_frames"
                           r"|_latents?|_images?)?$|^decode_latents$"
                           r"|^decode_first_stage$", _I)
-_ENCODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?encode(?:_tiled\w*|_video|_frames"
+_ENCODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?encode(?:_\d+|_tiled\w*|_video|_frames"
                           r"|_images?)?$|^encode_first_stage$"
                           r"|^retrieve_latents$", _I)
 _TEXT_FUNC = re.compile(r"^_?(?:encode_prompt|get_t5_prompt_embeds|get_\w*prompt_embeds|encode_text|text_encode"
@@ -564,12 +642,16 @@ _TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|s
                         r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
                         r"|text_encoder", _I)
 _DENOISE_PATH = re.compile(r"/diffusers/models/transformers/|transformer_wan|/modules/model\.py$|/comfy/ldm/"
+                           r"|wan_video_dit|/diffsynth/models/\w*dit\w*\.py$|hunyuan_video_packed"
                            r"|/comfy/samplers\.py$|/comfy/sample\.py$|/k_diffusion/|/diffusers/schedulers/"
                            r"|/comfy/model_base\.py$|/wanvideo/modules/model|/models/wan/modules/model", _I)
 _DENOISE_FUNC = re.compile(r"^(?:sample|sample_\w+|sampling_function|denoise\w*|\w*_denoise|ksampler|common_ksampler"
+                           r"|predict_with_cfg|model_fn_wan_video|model_fn\w*"
                            r"|apply_model|calc_cond\w*|predict_noise\w*|_calc_cond_batch)$", _I)
 _WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention\.py$|flash_attn|sageattention"
                                 r"|xformers", _I)
+_PRE_FUNC = re.compile(r"^(?:preprocess|preprocess_video|preprocess_image|_preprocess\w*|prepare_image\w*|prepare_source"
+                       r"|prepare_video\w*|load_image|load_video|resize_image|resize_and_crop\w*|center_crop\w*)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
 _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
                         r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
@@ -592,7 +674,7 @@ _CODE_RULES = [
      "vae_decode"),
     (re.compile(r"\bvae\.(?:tiled_)?encode\w*\(|retrieve_latents\(|encode_first_stage\(", _I), "vae_encode"),
     (re.compile(r"\bself\.transformer(?:_2)?\(|\bcurrent_model\(|\bscheduler\.step\(|\bself\.model\(|"
-                r"\bsample(?:_\w+)?\(|\bsampler\.", _I), "denoise"),
+                r"\bsample(?:_\w+)?\(|\bsampler\.|\bpredict_with_cfg\(|\bnoise_pred\w*\b[^=\n]*=", _I), "denoise"),
     (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\.",
                 _I), "text_encode"),
     (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.|save_video\(|cache_video\(", _I),
@@ -607,6 +689,12 @@ _CODE_RULES = [
 def frame_stage(frame: Frame) -> tuple[str, int] | None:
     """The stage a frame shows, and how sure (STRONG or WEAK); None if it says nothing."""
     path, name = frame.path, frame.name
+    if _PRE_FUNC.match(name) and not _WRAPPER_PATH.search(path):
+        return "preprocess", STRONG
+    if name == "prepare_latents" and re.search(r"\bimage\b|\bvideo\b", frame.code) and not re.search(
+            r"vae|encode|retrieve_latents", frame.code, _I):
+        # Image-conditioned pipelines first turn the input image into a tensor here.
+        return "preprocess", WEAK
     if "/torch/nn/modules/module.py" in path:
         return ("to_device", WEAK) if name in ("to", "_apply", "convert", "cuda", "xpu") else None
     if _WRAPPER_PATH.search(path):
@@ -669,6 +757,43 @@ _CONDITIONED = re.compile(r"i2v|image2video|image_to_video|video2video|v2v|vace|
 _ONTO_DEVICE = re.compile(r"gpu|cuda|device|vram|onload", _I)
 
 
+_TEXT_TO_VIDEO = re.compile(r"\bt2v\b|t2v-|text2video|text[_ -]to[_ -]video|\bWanPipeline\b", _I)
+_CONDITIONED_RUN = re.compile(r"i2v|image2video|imagetovideo|image[_ -]to[_ -]video|vace|v2v|video2video|animate"
+                              r"|flf2v|s2v|first_?last|start_image|--image\b|ti2v|WanImageToVideo", _I)
+
+
+def vae_direction(parsed: ParsedText, frames: list[Frame]) -> str | None:
+    """``vae_decode`` when frames are inside a VAE and the run is text-to-video.
+
+    Which way a VAE ran is told by its decode/encode frames; when a paste shows only its
+    layers (``vae.py forward``), a text-to-video run settles it: only image- or
+    video-conditioned pipelines encode.
+    """
+    if not any(_VAEISH.search(f.path) for f in frames):
+        return None
+    context = "\n".join([*parsed.lines[-200:], *(f.path for f in frames)])
+    if _TEXT_TO_VIDEO.search(context) and not _CONDITIONED_RUN.search(context):
+        return "vae_decode"
+    return None
+
+
+def stage_from_callee(callee: str) -> str | None:
+    """The stage a function named in the message belongs to ("WanVideoModelLoader.loadmodel() got ...")."""
+    if not callee:
+        return None
+    name = callee.rsplit(".", 1)[-1]
+    owner = callee.rsplit(".", 1)[0] if "." in callee else ""
+    if re.search(r"vae|autoencoder", callee, _I):
+        if _DECODE_FUNC.match(name):
+            return "vae_decode"
+        if _ENCODE_FUNC.match(name):
+            return "vae_encode"
+    if re.fullmatch(r"_?load\w*|from_pretrained|from_single_file", name, _I) or "Loader" in owner or (
+            name == "__init__" and re.search(r"Model|Transformer|Pipeline|VAE|Encoder", owner)):
+        return "load"
+    return None
+
+
 def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
     """Deepest strong frame wins; otherwise the deepest weak one."""
     weak: tuple[str, Frame] | None = None
@@ -689,10 +814,15 @@ _NODE = re.compile(r"(?:Node Type:\**|Error occurred when executing|executing no
 # A tqdm bar: "Loading pipeline components...: 60%|██████    | 3/5 [...]". Anchored on "%|" (a
 # leading lazy description would make the search quadratic in the line's length).
 _PROGRESS = re.compile(r"(?<!\d)\d+%\|[^|\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
+# SD.Next's bar: "Progress 3.42s/it ██████ 100% 5/5 00:17 00:00 Base"
+_SDNEXT_PROGRESS = re.compile(r"^\s*Progress\b[^%\n]{0,200}?(?P<pct>\d+)%\s+(?P<n>\d+)/(?P<total>\d+)")
 _PHASES = [
+    (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
+     "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
     (re.compile(r"\bvae\b[^\n]{0,20}encod|encoding (?:the )?(?:image|video|frames)", _I), "vae_encode"),
-    (re.compile(r"text encod|encoding (?:the )?prompt|prompt encod|\bt5\b|\bumt5\b", _I), "text_encode"),
+    (re.compile(r"text encod|encoding (?:the )?prompt|prompt encod|\bt5\b|\bumt5\b|^\s*encode:\s*prompt", _I),
+     "text_encode"),
     (re.compile(r"denois|sampling|\bsampler\b|\bstep \d+ ?/ ?\d+", _I), "denoise"),
     (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
@@ -707,7 +837,7 @@ def node_stage(node: str) -> str | None:
         return "vae_decode"
     if "encode" in n and re.search(r"text|clip|t5|prompt", n):
         return "text_encode"
-    if "encode" in n or "imagetovideo" in n:
+    if "encode" in n or "tovideo" in n:
         return "vae_encode"
     if "sampler" in n or "sample" in n:
         return "denoise"
@@ -722,10 +852,19 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
                (re.compile(r"wan|unet|model|flux|hunyuan|ltx", _I), "diffusion")]
 
 
+# A node's name alone on a line (ComfyUI's error popup: "WanVideoSampler" over the message) or
+# in front of its message ("WanImageToVideo: HIP error: out of memory").
+_NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*)?$")
+_CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
+
+
 def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
     """A stage the log names: a ComfyUI node, a phase word, or where progress bars stopped."""
     for line in reversed(parsed.lines):
         m = _NODE.search(line)
+        if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
+            m = _NODE_LINE.match(line)
+            m = m if m and _CAMEL.search(m["node"]) else None
         if m:
             stage = node_stage(m["node"])
             if stage:
@@ -752,13 +891,21 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
                 return ("vae_decode" if vae_next else "denoise"), f"the log loaded {m[1]} last"
             continue
         bars = list(_PROGRESS.finditer(line)) if "%|" in line else []
-        if bars:
-            bar = bars[-1]
-            start = bars[-2].end() if len(bars) > 1 else 0
-            desc = line[start:bar.start()].lower()
+        sdnext = _SDNEXT_PROGRESS.match(line) if "Progress" in line else None
+        if bars or sdnext:
+            if bars:
+                bar = bars[-1]
+                start = bars[-2].end() if len(bars) > 1 else 0
+                desc = line[start:bar.start()].lower()
+            else:
+                bar, desc = sdnext, line[sdnext.end():].lower()
             n, total = int(bar["n"]), int(bar["total"])
             if re.search(r"load|fetch|shard|download", desc):
                 return ("load", "a loading progress bar stopped") if n < total and not vae_next else None
+            if re.search(r"t5|text|encoder|clip|prompt", desc):
+                if n < total:
+                    return "text_encode", f"the text encoder's progress bar stopped at {n}/{total}"
+                continue  # the prompt was encoded; what ran next is told by an earlier line
             if n < total and not vae_next:
                 return "denoise", f"the sampling progress bar stopped at {n}/{total}"
             return "vae_decode", "all sampling steps finished before the error"
@@ -837,6 +984,7 @@ def component_from(err: ParsedError, facts: dict, stage: str) -> str | None:
 
 
 _STATE_DICT = _rx(r"size mismatch for|Missing key\(s\)|Unexpected key\(s\)|expected shape [^\n]* but got"
+                  r"|has been incorrectly initialized"
                   r"|keys are missing|(?:missing|unexpected) keys?\b"
                   r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in")
 

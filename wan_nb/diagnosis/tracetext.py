@@ -89,8 +89,15 @@ _BARE_ANSI_HINT = re.compile(r"\[[0-9;]{1,12}m")  # starts with a literal: a fas
 _PREFIXES = [
     # torchrun / accelerate launch: "[rank0]: ", "[default0]:", "rank0: "
     ("torchrun", re.compile(r"^\s*\[(?:rank|default|local_rank)\s*\d+\]\s*:\s?")),
-    # docker compose: "comfyui-1  | "
-    ("docker", re.compile(r"^[\w.-]+-\d+\s+\|\s")),
+    # docker compose: "comfyui-1  | ", "comfyui-rocm  | " (a service name with a hyphen)
+    ("docker", re.compile(r"^[\w.]+(?:-[\w.]+)+\s+\|\s")),
+    # SD.Next: "17:12:59-835209 ERROR    Processing: ..." (time, microseconds, level)
+    ("timestamp", re.compile(r"^\s*\d{2}:\d{2}:\d{2}-\d{3,6}\s+(?:TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+")),
+    # elapsed-time stamps "[t+1m49s004ms] " and Ray's "(pid=3787908) "
+    ("timestamp", re.compile(r"^\s*\[t\+[\dhms]+\]\s?")),
+    ("ray", re.compile(r"^\s*\((?:\w+ )?pid=\d+\)\s?")),
+    # an app's tag in front of a traceback line: "[wan2gp]   File ...", "[wan2gp] Traceback ..."
+    ("tag", re.compile(r"^\s*\[[A-Za-z][\w.-]{0,24}\] (?=\s|Traceback|File\b|[A-Za-z_.]*(?:Error|Exception)\b)")),
     # timestamps: "2025-03-01 12:34:56,789 ", "[2025-03-01 12:34:56.789] ", "[12:34:56] "
     ("timestamp", re.compile(
         r"^\s*\[?\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]? ?(?:[-|:] ?)?"
@@ -105,8 +112,8 @@ _PREFIXES = [
     ("quote", re.compile(r"^\s*>\s?")),
 ]
 # Cheap first test (most lines have no prefix): only lines that could start with one are tried.
-_MAYBE_PREFIX = re.compile(r"^\s*(?:\[|\d{4}-\d\d-|\d\d:\d\d|[\w.-]+-\d+\s+\||>|[\w.]+\s+-\s|\[?(?:ERROR|CRITICAL"
-                           r"|WARNING|INFO|DEBUG)\b)")
+_MAYBE_PREFIX = re.compile(r"^\s*(?:\[|\(|\d{4}-\d\d-|\d\d:\d\d|[\w.]+(?:-[\w.]+)+\s+\||>|[\w.]+\s+-\s|\[?(?:ERROR"
+                           r"|CRITICAL|WARNING|INFO|DEBUG)\b)")
 _COMFY_BANNER = re.compile(r"^\s*!!!\s*Exception during processing\s*!!!\s*")
 _FENCE = re.compile(r"^\s*```\w*\s*$")
 
@@ -167,7 +174,8 @@ _ELIDED = re.compile(r"^\s*(?:\[\.\.\. skipping|\.\.\.\s*$|\[Previous line repea
 # An exception line: "torch.OutOfMemoryError: CUDA out of memory. ..." or "KeyboardInterrupt".
 _EXC_NAME = r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Fault|Warning|Iteration)"
 _EXC_LINE = re.compile(rf"^(?P<type>{_EXC_NAME}|[A-Za-z_][\w.]*\.[A-Za-z_]\w*)(?::\s?(?P<msg>.*))?$")
-_LOOSE_EXC_LINE = re.compile(rf"(?:^|\s)(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))?$")
+# Also inside prose or quotes: 'export_to_video raise "NameError: name ...'.
+_LOOSE_EXC_LINE = re.compile(rf"(?:^|[\s\"'`(])(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))?$")
 # ComfyUI's error report (markdown):  - **Exception Type:** torch.OutOfMemoryError
 _REPORT_TYPE = re.compile(r"Exception Type:\**\s*(?P<type>\S+)")
 _REPORT_MSG = re.compile(r"Exception Message:\**\s*(?P<msg>.*)$")

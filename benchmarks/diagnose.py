@@ -1,0 +1,205 @@
+"""How well ``wan_nb.diagnose`` reads error reports users really posted, and how fast.
+
+    python benchmarks/diagnose.py                 # every table, misses of both parts listed
+    python benchmarks/diagnose.py --tuned-only    # while writing rules: held-out misses hidden
+
+The real corpus (``tests/data/tracebacks/real/``) holds reports copied from public issue
+threads, each labelled from what its thread shows. ``real/heldout.json`` (made by
+``tests/data/make_real_split.py``, seeded, by thread) names the 30 % that rules are never
+tuned on; the two parts are scored apart. Scores:
+
+- category: the diagnosis' category equals the label, over the reports whose text shows the
+  category (``# category_in_text: no`` marks pastes cut before the error line: for those the
+  honest answer is ``unknown``, counted in its own line);
+- stage: equal to the label, over the reports whose text shows the stage (label not
+  ``unknown`` and no ``# stage_in_text: no``).
+
+Also printed: the older corpus (``tests/data/tracebacks/``, rebuilt and captured) scored on
+(category, stage) pairs, the median time per report, and never-raises checks on empty,
+binary and 200 kB input. Times are wall-clock ``perf_counter`` medians on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT / "tests" / "data" / "tracebacks"
+REAL = CORPUS / "real"
+
+
+def read_case(path: Path) -> tuple[dict[str, str], str]:
+    """A case file: "# key: value" header lines, then the text exactly as posted."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    header: dict[str, str] = {}
+    i = 0
+    while i < len(lines) and lines[i].startswith("# ") and ":" in lines[i]:
+        key, value = lines[i][2:].split(":", 1)
+        header[key.strip()] = value.strip()
+        i += 1
+    return header, "\n".join(lines[i:])
+
+
+def category_shown(header: dict[str, str]) -> bool:
+    return header.get("category_in_text", "yes") != "no"
+
+
+def stage_shown(header: dict[str, str]) -> bool:
+    return header["stage"] != "unknown" and header.get("stage_in_text", "yes") != "no"
+
+
+def _pct(hits: int, total: int) -> str:
+    return f"{100 * hits / total:5.1f} % ({hits}/{total})" if total else "    – (0/0)"
+
+
+def score_real(cases: list[tuple[str, dict[str, str], object]], title: str, show_misses: bool) -> dict:
+    cat_hit = cat_n = stage_hit = stage_n = cut_ok = cut_n = 0
+    by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_stage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    misses: list[str] = []
+    for name, header, d in cases:
+        label_cat, label_stage = header["category"], header["stage"]
+        wrong = []
+        if category_shown(header):
+            cat_n += 1
+            ok = d.category == label_cat
+            cat_hit += ok
+            by_cat[label_cat][0] += ok
+            by_cat[label_cat][1] += 1
+            if not ok:
+                wrong.append(f"category {d.category} (label {label_cat})")
+        else:
+            cut_n += 1
+            ok = d.category in (label_cat, "unknown")
+            cut_ok += ok
+            if not ok:
+                wrong.append(f"category {d.category} for a cut paste (label {label_cat} or unknown)")
+        if stage_shown(header):
+            stage_n += 1
+            ok = d.stage == label_stage
+            stage_hit += ok
+            by_stage[label_stage][0] += ok
+            by_stage[label_stage][1] += 1
+            if not ok:
+                wrong.append(f"stage {d.stage} (label {label_stage})")
+        if wrong:
+            misses.append(f"  {name}: " + "; ".join(wrong))
+    print(f"\n== {title}: {len(cases)} reports ==")
+    print(f"category, where the text shows it : {_pct(cat_hit, cat_n)}")
+    print(f"stage, where the text shows it    : {_pct(stage_hit, stage_n)}")
+    print(f"cut pastes answered label/unknown : {_pct(cut_ok, cut_n)}")
+    print("per category (label)          category")
+    for cat in sorted(by_cat):
+        print(f"  {cat:<28}{_pct(*by_cat[cat])}")
+    print("per stage (label)             stage")
+    for stage in sorted(by_stage):
+        print(f"  {stage:<28}{_pct(*by_stage[stage])}")
+    if show_misses:
+        print(f"misses ({len(misses)}):" if misses else "misses: none")
+        print("\n".join(misses))
+    else:
+        print(f"misses: {len(misses)} (hidden: held-out reports are not read while tuning)")
+    return {"category": (cat_hit, cat_n), "stage": (stage_hit, stage_n), "cut": (cut_ok, cut_n)}
+
+
+def score_old(diagnose) -> None:
+    files = sorted(p for p in CORPUS.rglob("*.txt") if REAL not in p.parents)
+    pair = cat = stage = 0
+    misses = []
+    for path in files:
+        header, text = read_case(path)
+        d = diagnose(text)
+        cat += d.category == header["category"]
+        stage += d.stage == header["stage"]
+        ok = (d.category, d.stage) == (header["category"], header["stage"])
+        pair += ok
+        if not ok:
+            misses.append(f"  {path.relative_to(CORPUS)}: {d.category}/{d.stage} "
+                          f"(label {header['category']}/{header['stage']})")
+    print(f"\n== existing corpus (rebuilt + captured): {len(files)} reports ==")
+    print(f"(category, stage) pairs : {_pct(pair, len(files))}")
+    print(f"category                : {_pct(cat, len(files))}")
+    print(f"stage                   : {_pct(stage, len(files))}")
+    if misses:
+        print("misses:\n" + "\n".join(misses))
+
+
+def timing(diagnose, texts: list[str], repeat: int) -> None:
+    per_report = []
+    for text in texts:
+        diagnose(text)  # warm the regex caches
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            diagnose(text)
+            runs.append(time.perf_counter() - start)
+        per_report.append(statistics.median(runs))
+    per_report.sort()
+    print(f"\n== time per report (median of {repeat} runs each, {len(texts)} real reports) ==")
+    print(f"median {1000 * statistics.median(per_report):.2f} ms, "
+          f"90th percentile {1000 * per_report[int(0.9 * (len(per_report) - 1))]:.2f} ms, "
+          f"max {1000 * per_report[-1]:.2f} ms")
+
+
+def never_raises(diagnose, texts: list[str]) -> None:
+    rng = random.Random(11)
+    big = "\n".join(texts)
+    while len(big) < 200_000:
+        big += "\n" + big
+    inputs = {
+        "empty string": "",
+        "empty bytes": b"",
+        "binary (64 kB random bytes)": bytes(rng.randrange(256) for _ in range(65_536)),
+        "200 kB of real reports": big[:200_000],
+        "200 kB without a newline": ("x" * 199_000) + "RuntimeError: CUDA error: out of memory",
+        "None": None,
+    }
+    print("\n== never raises ==")
+    for label, value in inputs.items():
+        start = time.perf_counter()
+        try:
+            d = diagnose(value)
+            outcome = f"ok -> {d.category}/{d.stage}"
+        except Exception as exc:  # noqa: BLE001 - the check itself: report, do not stop the benchmark
+            outcome = f"RAISED {type(exc).__name__}: {exc}"
+        print(f"  {label:<30}{outcome}  ({1000 * (time.perf_counter() - start):.1f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--tuned-only", action="store_true", help="hide held-out misses (use while tuning)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the headline numbers here")
+    args = parser.parse_args()
+    os.environ.pop("WAN_NB_STRICT_DIAGNOSE", None)  # measure what users get
+    from wan_nb import diagnose
+
+    held = set(json.loads((REAL / "heldout.json").read_text(encoding="utf-8"))["held_out"])
+    tuned, held_out, texts = [], [], []
+    for path in sorted(REAL.glob("*.txt")):
+        header, text = read_case(path)
+        texts.append(text)
+        (held_out if path.stem in held else tuned).append((path.stem, header, diagnose(text)))
+    result = {
+        "tuned": score_real(tuned, "real corpus, tuned part", show_misses=True),
+        "held_out": score_real(held_out, "real corpus, held-out part", show_misses=not args.tuned_only),
+        "all": score_real(tuned + held_out, "real corpus, all", show_misses=False),
+    }
+    score_old(diagnose)
+    timing(diagnose, texts, args.repeat)
+    never_raises(diagnose, texts)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
