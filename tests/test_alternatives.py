@@ -67,6 +67,7 @@ def test_wan_t2v_in_16gb_puts_models_that_fit_first():
         assert alt.predicted_peak_bytes and alt.fit_probability >= 0.5 and alt.peak_source != "unknown"
         assert alt.predicted_peak_bytes <= 16e9 * 1.05
     assert fitting[0].task_match and fitting[0].id.startswith("wan")
+    assert {a.fits for a in ranked} == {True, False, None}  # every branch below is exercised
     for alt in ranked:
         if alt.fits is False:
             assert alt.predicted_peak_bytes > 16e9 * 0.95

@@ -220,7 +220,7 @@ def test_live_diffusers_oserror_on_empty_folder(tmp_path):
     d = diagnose(exc)
     assert (d.category, d.stage) == ("component_missing", "load")
     assert d.evidence["missing_file"] == "model_index.json"
-    assert "from_pretrained" in d.evidence["frame"] or "load_config" in d.evidence["frame"]
+    assert "load_config" in d.evidence["frame"]  # where diffusers looks for model_index.json
     assert _holds_no_live_objects(d)
 
 
@@ -352,9 +352,7 @@ def test_bytes_and_files(tmp_path, monkeypatch):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=3000), st.binary(max_size=3000)))
 def test_never_raises_and_stays_in_the_vocabulary(value):
-    start = time.perf_counter()
-    d = diagnose(value)
-    assert time.perf_counter() - start < 0.25
+    d = diagnose(value)  # its speed is benchmarks/diagnose.py's business, not a unit test's
     assert d.category in CATEGORIES and d.stage in STAGES
     assert Diagnosis.from_dict(d.to_dict()) == d
 

@@ -215,8 +215,10 @@ def test_probability_formula():
     assert history.laplace_rate(0, 0) == 0.5 and history.laplace_rate(3, 3) == 0.8
     # No records: the prior error model, ln(ratio) ~ N(0, 0.15^2).
     assert history.fit_probability(10, 10) == pytest.approx(0.5)
-    z = math.log(16 / 13) / history.PRIOR_SIGMA
-    assert history.fit_probability(13, 16) == pytest.approx(0.5 * math.erfc(-z / math.sqrt(2)))
+    # Room for 1.96 and -1 prior standard deviations: the standard normal table's 0.975 and 0.1587.
+    sigma = history.PRIOR_SIGMA
+    assert history.fit_probability(10, 10 * math.exp(1.96 * sigma)) == pytest.approx(0.9750, abs=1e-4)
+    assert history.fit_probability(10, 10 * math.exp(-sigma)) == pytest.approx(0.1587, abs=1e-4)
     assert history.fit_probability(None, 16) == 1.0 and history.fit_probability(5, 0) == 0.0
     records = [history.HistoryRecord("group_offload", "out_of_memory", False, failure="out_of_memory")] * 5
     records += [history.HistoryRecord("group_offload", "out_of_memory", True)]
