@@ -58,6 +58,7 @@ MEMORY_STRATEGIES: tuple[str, ...] = (
     "quantize_int8",
     "quantize_nf4",
     "balanced_device_map",
+    "vae_on_cpu",
 )
 DEGRADED_STRATEGIES: tuple[str, ...] = ("fewer_frames", "lower_resolution")
 STRUCTURAL_STRATEGIES: tuple[str, ...] = (
@@ -89,6 +90,11 @@ def _conflicts() -> dict[frozenset[str], str]:
         out[frozenset(("layerwise_fp8", q))] = f"`layerwise_fp8` casts weights that `{q}` has already quantized; pick one."
         out[frozenset(("half_precision", q))] = (
             f"`{q}` already loads the rest of the pipeline in 16 bits; `half_precision` adds nothing."
+        )
+    for p in PLACEMENT_STRATEGIES:
+        out[frozenset(("vae_on_cpu", p))] = (
+            f"`{p}` places the VAE itself (it moves it to the accelerator for the decode), undoing `vae_on_cpu`; "
+            "pick one."
         )
     for o in ("model_cpu_offload", "sequential_cpu_offload"):
         out[frozenset(("text_encoder_cpu", o))] = (

@@ -468,6 +468,15 @@ def estimate_memory(
     assumptions.extend(notes)
     if "text_encoder_cpu" in parts and not on_cpu:
         act["text_encode"] = 0
+    if "vae_on_cpu" in parts and not on_cpu:
+        # The decode and the post-processing run on the host: on the device only the
+        # embeddings are still held (the latents go to the CPU with the VAE).
+        for stage in ("vae_decode", "postprocess"):
+            if stage in act:
+                act[stage] = 0
+                held[stage] = embeds
+        assumptions.append("vae_on_cpu: the VAE's weights, the decode and the post-processing are on the host, "
+                           "not on the device.")
 
     by_stage: dict[str, int] = {"weights": int(baseline)}
     detail: dict[str, dict[str, int]] = {}
@@ -537,6 +546,8 @@ def _placement(
 
     if placement is None:
         on_device = total - sum(w.total for n, w in weights.items() if n.startswith("text_encoder") and "text_encoder_cpu" in parts)
+        if "vae_on_cpu" in parts and "vae" in weights:
+            on_device -= weights["vae"].total
         if "text_encoder_cpu" in parts:
             notes.append("text_encoder_cpu: the text encoder never reaches the device; the embeddings do.")
         return dict.fromkeys(stages, on_device), on_device, notes

@@ -60,6 +60,8 @@ class Measurement:
     seconds: float = 0.0
     device: str = "cpu"
     source: str = "measured"
+    # Wall time spent in each stage (same boundaries as ``by_stage``): what replaying a stage saves.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source != "measured":
@@ -81,6 +83,7 @@ class Measurement:
             "seconds": self.seconds,
             "device": self.device,
             "source": self.source,
+            "stage_seconds": dict(self.stage_seconds),
         }
 
     @classmethod
@@ -92,6 +95,7 @@ class Measurement:
             seconds=float(data.get("seconds", 0.0)),
             device=str(data.get("device", "cpu")),
             source=str(data.get("source", "measured")),
+            stage_seconds={str(k): float(v) for k, v in (data.get("stage_seconds") or {}).items()},
         )
 
     def to_frame(self):
@@ -113,6 +117,8 @@ class Meter:
         self._stage_watch: Any = None
         self._stage: str | None = None
         self._stage_peaks: dict[str, int] = {}
+        self._stage_seconds: dict[str, float] = {}
+        self._stage_since = 0.0
         self._undo: list[Any] = []
         self._start = 0.0
         self._running = False
@@ -174,6 +180,7 @@ class Meter:
             by_stage=dict(self._stage_peaks),
             seconds=seconds,
             device=self.device,
+            stage_seconds={k: round(v, 6) for k, v in self._stage_seconds.items()},
         )
         return self._result
 
@@ -265,8 +272,10 @@ class Meter:
             self._source.remove(self._stage_watch)
             old = self._stage
             self._stage_peaks[old] = max(self._stage_peaks.get(old, 0), self._stage_watch.peak)
+            self._stage_seconds[old] = self._stage_seconds.get(old, 0.0) + time.perf_counter() - self._stage_since
             self._stage_watch = None
         self._stage = stage
+        self._stage_since = time.perf_counter()
         if stage is not None:
             self._stage_watch = Watcher(0)
             self._source.add(self._stage_watch)

@@ -71,6 +71,7 @@ def recover_kwargs(args: Any) -> dict[str, Any]:
         "allow_degraded": args.allow_degraded,
         "strategies": strategies(args.strategies),
         "force": args.force,
+        "replay": not args.no_replay,
     }
     # Passed only when asked for: structural strategies (a donor component, the folder's own
     # code) read these, and `recover` takes them as `allow_remote_code` and `models_dir`.

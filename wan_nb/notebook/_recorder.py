@@ -1,15 +1,17 @@
 """Remember the last failed cell: its source and its diagnosis, never the exception.
 
 The exception and its traceback frames would keep the failed run's tensors (and so its
-GPU memory) alive for as long as they were held; a :class:`FailedCell` holds strings and
-numbers only. ``diagnose`` reads the frames once, in the ``post_run_cell`` hook, and the
-reference is dropped before the hook returns.
+GPU memory) alive for as long as they were held; a :class:`FailedCell` holds strings,
+numbers and, for replay, host copies of what the failed pipeline call made (its latents or
+prompt embeddings: :mod:`wan_nb.recovery.replay`). The frames are read once, in the
+``post_run_cell`` hook, and the reference is dropped before the hook returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -29,6 +31,7 @@ class FailedCell:
     error: str  # "OutOfMemoryError: CPU out of memory ..." (one line)
     execution_count: int | None = None
     recovered_by: str | None = None
+    kept: Any = None  # wan_nb.recovery.replay.KeptRun: host tensors only, dropped once recovered
 
     @property
     def label(self) -> str:
@@ -51,6 +54,11 @@ class FailureRecorder:
         self.last: FailedCell | None = None
         self._paused = 0
         self._warned = False
+        self._started: float | None = None
+
+    def started(self, info: Any = None) -> None:
+        """The ``pre_run_cell`` callback: when the cell began (the failed run's time up to the failure)."""
+        self._started = time.perf_counter()
 
     def __call__(self, result: Any) -> None:
         if self._paused:
@@ -64,12 +72,15 @@ class FailureRecorder:
             if uses_own_magic(source):
                 return
             from wan_nb.diagnosis import diagnose
+            from wan_nb.recovery.replay import keep_from_error
 
+            seconds = time.perf_counter() - self._started if self._started is not None else None
             self.last = FailedCell(
                 source=source,
                 diagnosis=diagnose(error),
                 error=error_line(error),
                 execution_count=getattr(result, "execution_count", None),
+                kept=keep_from_error(error, seconds=seconds),
             )
         except Exception as exc:  # noqa: BLE001 - a hook must never break the user's notebook
             if not self._warned:
@@ -84,7 +95,12 @@ class FailureRecorder:
 
     def mark_recovered(self, strategy: str) -> None:
         if self.last is not None:
-            self.last = replace(self.last, recovered_by=strategy)
+            self.last = replace(self.last, recovered_by=strategy, kept=None)
+
+    def drop_kept(self) -> None:
+        """A recovery ran: what the failed run made is not held any longer."""
+        if self.last is not None and self.last.kept is not None:
+            self.last = replace(self.last, kept=None)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

@@ -72,6 +72,9 @@ class WanMagics(Magics):
     @argument("--apply", action="store_true",
               help="keep the winner applied: the pipeline stays configured for the cells that follow")
     @argument("--insert", action="store_true", help="put the winning code into a new cell below")
+    @argument("--no-replay", action="store_true",
+              help="rerun every attempt in full, instead of decoding the failed run's latents again "
+                   "(or reusing its prompt embeddings)")
     @argument("--models-dir", metavar="FOLDER",
               help="a folder of other models: donor components and local alternatives are looked for there")
     @line_cell_magic
@@ -94,6 +97,8 @@ class WanMagics(Magics):
                 print(NO_FAILURE, file=sys.stderr)
                 return None
             source, diagnosis = failed.source, failed.diagnosis
+            if failed.kept is not None and not args.dry_run:
+                kwargs["kept"] = failed.kept
             if failed.recovered_by and not args.dry_run:
                 print(f"wan_nb: {failed.label} was already recovered with `{failed.recovered_by}`; "
                       "running it again under the plan.")
@@ -122,6 +127,7 @@ class WanMagics(Magics):
         with self.recorder.paused():
             report = recover(run, namespace=self.shell.user_ns, diagnosis=diagnosis,
                              on_start=live.start, on_attempt=live.add, **kwargs)
+        self.recorder.drop_kept()
         self.last_report = report
         self.shell.user_ns[REPORT_NAME] = report
         if report.winner and args.explore:
@@ -269,6 +275,7 @@ def load_extension(shell: Any) -> WanMagics:
     recorder = FailureRecorder()
     magics = WanMagics(shell, recorder)
     shell.register_magics(magics)
+    shell.events.register("pre_run_cell", recorder.started)
     shell.events.register("post_run_cell", recorder)
     _LOADED[shell] = _Loaded(magics, recorder, display.register(shell))
     return magics
@@ -290,6 +297,7 @@ def unload_extension(shell: Any) -> None:
         del manager.registry[type(loaded.magics).__name__]
     try:
         shell.events.unregister("post_run_cell", loaded.recorder)
+        shell.events.unregister("pre_run_cell", loaded.recorder.started)
     except ValueError:
         pass  # already removed by the user
     display.unregister(shell, loaded.formatters)

@@ -60,7 +60,7 @@ NOT_RETRIED: dict[str, str] = {
 
 # The stage each strategy is aimed at (tier 0 of the order).
 _AIMED = {
-    "vae_decode": ("vae_tiling", "vae_slicing"),
+    "vae_decode": ("vae_tiling", "vae_slicing", "vae_on_cpu"),
     "vae_encode": ("vae_tiling", "vae_slicing"),
     "text_encode": ("text_encoder_cpu",),
 }

@@ -10,8 +10,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wan_nb.recovery.records import Attempt
+from wan_nb.recovery.replay import KeptRun, keep_from_error
 from wan_nb.recovery.sandbox import Sandbox, Scope, clear_tracebacks
 from wan_nb.strategies import Strategy
+
+
+@dataclass
+class Replay:
+    """What the recovery may reuse from a failed run; a later failure that leaves more replaces it."""
+
+    enabled: bool = True
+    kept: KeptRun | None = None
+
+    def keep(self, error: BaseException, seconds: float | None, stage_seconds: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        kept = keep_from_error(error, seconds=seconds, stage_seconds=stage_seconds)
+        if kept is not None:
+            self.kept = kept
 
 
 @dataclass(frozen=True)
@@ -26,16 +42,19 @@ class Trial:
     reason: str = ""
 
 
-def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any = None) -> tuple[Attempt, Any, bool]:
+def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any = None,
+                replay: Replay | None = None) -> tuple[Attempt, Any, bool]:
     """Run ``run`` once under ``trial``; returns (attempt, result, interrupted).
 
-    The pipelines are put back (unless the trial keeps a success), the error's frames are
-    cleared and memory is freed before this returns, so the next attempt starts clean.
+    With ``replay``, the call that matches its kept run reuses it, and a failure that leaves
+    latents or embeddings behind is kept for the next attempts. The pipelines are put back
+    (unless the trial keeps a success), the error's frames are cleared and memory is freed
+    before this returns, so the next attempt starts clean.
     """
     from wan_nb.memory import _accel
     from wan_nb.memory.meter import measure
 
-    sandbox = Sandbox(scope, trial.strategy, dict(trial.changes))
+    sandbox = Sandbox(scope, trial.strategy, dict(trial.changes), replay.kept if replay is not None else None)
     result = None
     error: BaseException | None = None
     interrupted = False
@@ -67,6 +86,9 @@ def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any 
         from wan_nb.diagnosis import diagnose
 
         diagnosis = diagnose(error).to_dict()
+    if error is not None and not interrupted and replay is not None:
+        # Before the frames go: the latents of a failed decode, the embeddings of a failed denoise.
+        replay.keep(error, seconds, dict(measured.stage_seconds) if measured else {})
     if error is not None:
         message = str(error).strip().splitlines()
         error_line = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
@@ -74,6 +96,7 @@ def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any 
         clear_tracebacks(error)
     if not succeeded:
         result = None
+    replayed, saved, note = sandbox.replayed, sandbox.saved_seconds, sandbox.replay_note
     # The meter and the sandbox hold the attempt's pipelines (a fresh load, a failed load):
     # drop them, and the error, before collecting.
     del error, meter, sandbox
@@ -93,6 +116,10 @@ def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any 
         error_text=error_text,
         changes=dict(trial.changes),
         restore_problems=tuple(problems),
+        replayed=replayed,
+        saved_seconds=saved,
+        replay_note=note,
+        stage_seconds=dict(measured.stage_seconds) if measured else {},
     )
     return attempt, result, interrupted
 

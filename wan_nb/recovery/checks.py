@@ -42,6 +42,13 @@ def check_arguments(run: Any, args: dict[str, Any]) -> Any:
     error, diagnosis = args["error"], args["diagnosis"]
     if error is not None and not isinstance(error, (BaseException, str, bytes)):
         raise TypeError(f"`error` must be an exception or a traceback's text, got {type(error).__name__}.")
+    if not isinstance(args.get("replay", True), bool):
+        raise TypeError(f"`replay` must be True or False, got {args['replay']!r}.")
+    from wan_nb.recovery.replay import KeptRun
+
+    if args.get("kept") is not None and not isinstance(args["kept"], KeptRun):
+        raise TypeError("`kept` must be what wan_nb.recovery.replay.keep_from_error returned, or None; "
+                        f"got {type(args['kept']).__name__}.")
     models_dir = args["models_dir"]
     if models_dir is not None and not Path(models_dir).expanduser().is_dir():
         raise ValueError(f"`models_dir` must be a folder of models, and {str(models_dir)!r} is not a folder.")

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from wan_nb.planning import NOT_RETRIED, Candidate, Plan, plan
-from wan_nb.recovery.attempt import Trial, run_attempt
+from wan_nb.recovery.attempt import Replay, Trial, run_attempt
 from wan_nb.recovery.checks import check_arguments
 from wan_nb.recovery.observe import dry_capture, pipeline_dtype
 from wan_nb.recovery.pipelines import applied_strategies, default_device, find_pipelines, pipeline_bytes
 from wan_nb.recovery.records import Attempt, RecoveryReport
+from wan_nb.recovery.replay import KeptRun
 from wan_nb.recovery.sandbox import Scope, clear_tracebacks
 from wan_nb.settings import GenerationSettings
 from wan_nb.strategies import Strategy, StrategyContext, get_strategy
@@ -60,6 +61,8 @@ def recover(
     on_attempt: Callable[[Attempt], Any] | None = None,
     allow_remote_code: bool = False,
     models_dir: str | os.PathLike[str] | None = None,
+    replay: bool = True,
+    kept: KeptRun | None = None,
 ) -> RecoveryReport:
     """Rerun ``run`` under the planned strategies until one works; see the module docstring.
 
@@ -87,6 +90,12 @@ def recover(
         allow_remote_code: consent to run code from the model folder (``remote_code``).
         models_dir: a folder of models to take a missing or damaged component from
             (``component_donor``).
+        replay: reuse what the failed run made (:mod:`wan_nb.recovery.replay`): after an
+            OOM in the VAE decode, the call that matches the failed one decodes its latents
+            instead of denoising again; after one in the denoising, it gets the prompt
+            embeddings instead of encoding the prompt again. ``False``: every attempt runs in full.
+        kept: what a failed run left (:func:`wan_nb.recovery.replay.keep_from_error`), when its
+            frames were read before this call (the notebook's failed-cell hook does that).
 
     A structural strategy (``assemble_components``, ``generic_pipeline``, ``remote_code``,
     ``component_donor``) replaces the run's own ``from_pretrained(path)`` for the attempt:
@@ -105,14 +114,17 @@ def recover(
         allow_remote_code=bool(allow_remote_code),
     )
     outcome = _Outcome(budget=budget)
+    reuse = Replay(enabled=bool(replay), kept=kept if replay else None)
+    if replay and kept is None and isinstance(error, BaseException):
+        reuse.keep(error, None, {})  # before its frames are cleared below
 
     if diagnosis is None and error is not None:
         from wan_nb.diagnosis import diagnose
 
         diagnosis = diagnose(error)
-        if isinstance(error, BaseException):
-            clear_tracebacks(error)
-        error = None
+    if isinstance(error, BaseException):
+        clear_tracebacks(error)
+    error = None
     outcome.diagnosis = diagnosis
     if getattr(diagnosis, "category", None) in NOT_RETRIED and not force:
         # Nothing will be tried: do not run any of the user's code again.
@@ -123,7 +135,7 @@ def recover(
     _free_leftovers(scope)
     if diagnosis is None:
         # How does it fail? Run it as it is; that run also shows what it loads and asks for.
-        probe, result, interrupted = run_attempt(scope, run, Trial("as_is", reason="the run as it is"), budget)
+        probe, result, interrupted = run_attempt(scope, run, Trial("as_is", reason="the run as it is"), budget, reuse)
         outcome.probe, outcome.interrupted = probe, interrupted
         _notify(on_attempt, probe)
         if probe.succeeded or interrupted:
@@ -152,6 +164,8 @@ def recover(
                                strategies=strategies, allow_remote_code=allow_remote_code)
     outcome.plan = the_plan
     outcome.notes += list(the_plan.notes)
+    if reuse.kept is not None:
+        outcome.notes.append(_kept_note(reuse.kept))
     candidates = _candidates(the_plan, strategies, force)
 
     try:
@@ -171,7 +185,7 @@ def recover(
             # comes on top, so the attempt's estimate compares with its measured peak.
             estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
             trial = Trial(candidate.strategy, strategy, estimate, dict(candidate.changes), keep, candidate.reason)
-            attempt, value, interrupted = run_attempt(scope, run, trial, budget)
+            attempt, value, interrupted = run_attempt(scope, run, trial, budget, reuse)
             outcome.attempts.append(attempt)
             _notify(on_attempt, attempt)
             if interrupted:
@@ -192,7 +206,19 @@ def recover(
         outcome.applied = _keep_winner(scope, get_strategy(outcome.winner), winning.changes, outcome.notes)
     if not outcome.winner and not outcome.interrupted and not outcome.attempts:
         outcome.notes.append(_nothing_to_try(the_plan))
+    reuse.kept = None  # the kept tensors go with the recovery
     return outcome.report(scope)
+
+
+def _kept_note(kept: KeptRun) -> str:
+    from wan_nb.units import format_bytes
+
+    if kept.stage == "vae_decode":
+        size = kept.latents.numel() * kept.latents.element_size()
+        return (f"The failed run's latents ({format_bytes(size)}, on the host) are kept: the call that matches it "
+                "decodes them under each strategy instead of denoising again (replay=False to rerun in full).")
+    return ("The failed run's prompt embeddings are kept on the host: matching calls get them instead of encoding "
+            "the prompt again (replay=False to rerun in full).")
 
 
 # -- the plan for this run ------------------------------------------------------------------

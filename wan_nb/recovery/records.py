@@ -34,6 +34,13 @@ class Attempt:
     error_text: str | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     restore_problems: tuple[str, ...] = ()
+    # Replay (wan_nb.recovery.replay): the stages this attempt did not run again, the time that
+    # saved (the failed run's measured time for those stages, else its time up to the failure),
+    # and, when the kept work could not be used, why.
+    replayed: tuple[str, ...] = ()
+    saved_seconds: float | None = None
+    replay_note: str | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -58,6 +65,10 @@ class Attempt:
             "error_text": self.error_text,
             "changes": dict(self.changes),
             "restore_problems": list(self.restore_problems),
+            "replayed": list(self.replayed),
+            "saved_seconds": self.saved_seconds,
+            "replay_note": self.replay_note,
+            "stage_seconds": dict(self.stage_seconds),
         }
 
     @classmethod
@@ -66,6 +77,8 @@ class Attempt:
         data["by_stage"] = {str(k): int(v) for k, v in (data.get("by_stage") or {}).items()}
         data["changes"] = dict(data.get("changes") or {})
         data["restore_problems"] = tuple(data.get("restore_problems") or ())
+        data["replayed"] = tuple(data.get("replayed") or ())
+        data["stage_seconds"] = {str(k): float(v) for k, v in (data.get("stage_seconds") or {}).items()}
         return cls(**data)
 
 
@@ -187,13 +200,16 @@ class RecoveryReport:
             "estimated_peak_bytes": a.estimated_peak_bytes,
             "measured_peak_bytes": a.measured_peak_bytes,
             "seconds": a.seconds,
+            "replayed": ", ".join(a.replayed),
+            "saved_seconds": a.saved_seconds,
             "changes": ", ".join(f"{k}={v}" for k, v in a.changes.items()),
             "category": (a.diagnosis or {}).get("category"),
             "stage": (a.diagnosis or {}).get("stage"),
             "error": a.error,
         } for a in self.attempts]
         return pd.DataFrame(rows, columns=["strategy", "status", "estimated_peak_bytes", "measured_peak_bytes",
-                                           "seconds", "changes", "category", "stage", "error"])
+                                           "seconds", "replayed", "saved_seconds", "changes", "category", "stage",
+                                           "error"])
 
     def to_text(self) -> str:
         lines: list[str] = []
@@ -209,9 +225,14 @@ class RecoveryReport:
             est = format_bytes(a.estimated_peak_bytes) if a.estimated_peak_bytes is not None else "—"
             secs = f"{a.seconds:.1f}s" if a.seconds is not None else "—"
             line = f"  {i}. {a.strategy:<34} {a.status:<11} peak {measured:>11} (est. {est}) {secs}"
+            if a.replayed:
+                saved = f", saved {a.saved_seconds:.1f}s" if a.saved_seconds is not None else ""
+                line += f"  replayed: skipped {' + '.join(a.replayed)}{saved}"
             if a.error:
                 line += f"  {a.error}"
             lines.append(line)
+            if a.replay_note:
+                lines.append(f"     ran in full: {a.replay_note}")
         if self.winner:
             lines.append(f"Recovered with `{self.winner}`" + (" (kept on the pipeline)." if self.applied else "."))
             lines.append("Paste this to apply it yourself:")

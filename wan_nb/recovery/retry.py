@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,11 +12,13 @@ from wan_nb.planning import NOT_RETRIED
 from wan_nb.recovery.checks import check_arguments
 from wan_nb.recovery.engine import recover
 from wan_nb.recovery.records import RecoveryError
+from wan_nb.recovery.replay import keep_from_error
 from wan_nb.recovery.sandbox import clear_tracebacks
 
 __all__ = ["retry_on_failure"]
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(recover).parameters.items() if name != "run"}
+_SUPPLIED = ("run", "error", "diagnosis", "kept")  # retry_on_failure passes these itself
 
 
 def retry_on_failure(function: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -38,8 +41,10 @@ def retry_on_failure(function: Callable[..., Any] | None = None, **options: Any)
     if unknown:
         raise TypeError(f"retry_on_failure() got unknown option(s) {', '.join(sorted(unknown))}; "
                         "it accepts recover()'s keyword arguments.")
-    if "run" in options or "error" in options or "diagnosis" in options:
-        raise TypeError("retry_on_failure() supplies `run` and the error itself; do not pass them.")
+    given = [name for name in _SUPPLIED if name in options]
+    if given:
+        raise TypeError(f"retry_on_failure() supplies `run`, the error and what it left itself; do not pass "
+                        f"`{given[0]}`.")
     # Bad options fail here, at decoration, not after the first failure of a long run.
     check_arguments(lambda: None, {**_DEFAULTS, **options})
     if function is None:
@@ -50,6 +55,7 @@ def retry_on_failure(function: Callable[..., Any] | None = None, **options: Any)
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         budget = options.get("budget")
+        start = time.perf_counter()
         try:
             if budget is not None:
                 from wan_nb.memory.budget import memory_budget
@@ -63,9 +69,11 @@ def retry_on_failure(function: Callable[..., Any] | None = None, **options: Any)
             found = diagnose(exc)
             if found.category in NOT_RETRIED or not _answerable(found.category):
                 raise
+            # What the failed call made (its latents, its embeddings) is read before its frames go.
+            kept = keep_from_error(exc, seconds=time.perf_counter() - start) if options.get("replay", True) else None
             clear_tracebacks(exc)
             del exc
-        report = recover(lambda: function(*args, **kwargs), diagnosis=found,
+        report = recover(lambda: function(*args, **kwargs), diagnosis=found, kept=kept,
                          pipeline=options.get("pipeline"), **{k: v for k, v in options.items() if k != "pipeline"})
         wrapper.last_report = report  # type: ignore[attr-defined]
         if report.interrupted:

@@ -37,6 +37,7 @@ from wan_nb.recovery.observe import (
 )
 from wan_nb.recovery.patches import CallInterceptor, Loader, guard_to, original_call, patch_from_pretrained
 from wan_nb.recovery.records import model_index_components
+from wan_nb.recovery.replay import KeptRun, replay_decode, with_kept_embeddings
 from wan_nb.settings import GenerationSettings
 from wan_nb.strategies import Strategy, StrategyContext, dtype_kwarg_name
 from wan_nb.strategies.state import PipelineState, release_caches
@@ -62,10 +63,15 @@ class Scope:
 class Sandbox:
     """The patches and records of one attempt; :meth:`close` undoes them."""
 
-    def __init__(self, scope: Scope, strategy: Strategy | None, changes: dict[str, Any]) -> None:
+    def __init__(self, scope: Scope, strategy: Strategy | None, changes: dict[str, Any],
+                 kept: KeptRun | None = None) -> None:
         self.scope = scope
         self.strategy = strategy
         self.changes = changes
+        self.kept = kept
+        self.replayed: tuple[str, ...] = ()
+        self.saved_seconds: float | None = None
+        self.replay_note: str | None = None
         self.states: dict[int, PipelineState] = {}
         self.targets: dict[int, Any] = {}
         self.loaded: list[Any] = []
@@ -198,11 +204,40 @@ class Sandbox:
 
     def _handle(self, pipe: Any, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         target = self._prepare(pipe)
+        kept = self._matching_kept(pipe, kwargs)
+        if kept is not None:
+            self.kept = None  # one call per attempt reuses it
+            self.replayed, self.saved_seconds = kept.replayed_stages, kept.saved_seconds()
+            if kept.stage == "vae_decode":
+                observe_call(self.scope.observed, type(target), kwargs, pipeline_dtype(target))
+                self._watch(target)
+                return replay_decode(target, kept)
+            kwargs = with_kept_embeddings(target, kept, kwargs)
         if self.strategy is not None and self.strategy.rewrites_call:
             kwargs = self.strategy.rewrite_call(target, kwargs, self.context(target))
         observe_call(self.scope.observed, type(target), kwargs, pipeline_dtype(target))
         self._watch(target)
         return self.interceptor.run_direct(target, original_call(type(target)), kwargs)
+
+    def _matching_kept(self, pipe: Any, kwargs: dict[str, Any]) -> KeptRun | None:
+        """The kept run this call may reuse, or None (and why not, in :attr:`replay_note`)."""
+        kept = self.kept
+        if kept is None:
+            return None
+        if kept.stage == "vae_decode" and (self.strategy is None or not self.strategy.keeps_latents):
+            name = self.strategy.name if self.strategy is not None else "the run as it is"
+            self.replay_note = (f"`{name}` changes what the denoising computes, so the failed run's latents are not "
+                                "what it would decode")
+            return None
+        if self.strategy is not None and self.strategy.builds_pipeline:
+            self.replay_note = f"`{self.strategy.name}` builds another pipeline"
+            return None
+        why = kept.mismatch(pipe, kwargs)
+        if why is not None:
+            self.replay_note = f"this call is not the failed one: {why}"
+            return None
+        self.replay_note = None
+        return kept
 
     # -- teardown ----------------------------------------------------------------------------
     def close(self, keep: bool = False, succeeded: bool = False) -> list[str]:

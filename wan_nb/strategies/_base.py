@@ -97,6 +97,10 @@ class Strategy:
     # undo it, "reapply" when the move is fine but the strategy's pieces go back after it
     # (the text encoder to the CPU), None when it is harmless.
     to_policy: str | None = None
+    # True when the strategy leaves the denoising's numbers as they were (it changes where or
+    # in what pieces things run, not what is computed): a decode failure's kept latents are
+    # then exactly what a full run under it would decode (wan_nb.recovery.replay).
+    keeps_latents: bool = False
     cost_rank: int = 0
     parts: tuple[str, ...] = ()
     _load: Callable[[StrategyContext], dict[str, Any]] = field(default=_no_load, compare=False, repr=False)
@@ -316,6 +320,7 @@ class Strategy:
             "degraded": self.degraded,
             "fresh_load": self.fresh_load,
             "to_policy": self.to_policy,
+            "keeps_latents": self.keeps_latents,
             "parts": list(self.parts or (self.name,)),
             "guidance": self.guidance,
         }
@@ -353,6 +358,7 @@ def combine(members: list[Strategy]) -> Strategy:
         degraded=degraded,
         fresh_load=any(m.fresh_load for m in members),
         to_policy=next((p for p in ("ignore", "reapply") if any(m.to_policy == p for m in members)), None),
+        keeps_latents=all(m.keeps_latents for m in members),
         cost_rank=sum(m.cost_rank for m in members) + len(members) - 1,
         parts=tuple(m.name for m in members),
         _members=tuple(members),

@@ -72,6 +72,13 @@ def _slicing_setup(pipe: Any, ctx: StrategyContext) -> None:
     pipe.vae.enable_slicing()
 
 
+# -- vae_on_cpu ------------------------------------------------------------------------------
+def _vae_cpu_setup(pipe: Any, ctx: StrategyContext) -> None:
+    # diffusers' Wan pipelines move the latents to the VAE's own device before decoding
+    # (get_module_execution_device), so a VAE on the CPU decodes on the CPU by itself.
+    pipe.vae.to("cpu")
+
+
 # -- model_cpu_offload / sequential_cpu_offload ----------------------------------------------
 def _model_offload_setup(pipe: Any, ctx: StrategyContext) -> None:
     pipe.enable_model_cpu_offload(device=ctx.device)
@@ -300,6 +307,7 @@ def _call_code(call):
 CATALOGUE: tuple[Strategy, ...] = (
     Strategy(
         name="vae_tiling",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="decode (and encode) the video in overlapping spatial tiles",
         answers=_OOM_HOST,
@@ -313,7 +321,24 @@ CATALOGUE: tuple[Strategy, ...] = (
         _code=_tiling_code,
     ),
     Strategy(
+        name="vae_on_cpu",
+        keeps_latents=True,
+        kind="optimization_fallback",
+        summary="decode the video on the CPU: the VAE and its activations leave the accelerator",
+        answers=_OOM,
+        stages=("vae_decode",),
+        limitations="Slow: the decode runs at the CPU's speed, and the host must hold the VAE's activations "
+        "(host RAM is usually far larger than the card). The denoising is unchanged.",
+        slowdown="large (the decode runs on the CPU)",
+        needs_accelerator=True,
+        to_policy="reapply",
+        cost_rank=5,
+        _setup=_vae_cpu_setup,
+        _code=lambda ctx: Code(setup=['{pipe}.vae.to("cpu")  # the pipeline decodes where the VAE is']),
+    ),
+    Strategy(
         name="vae_slicing",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="decode the videos of a batch one at a time",
         answers=_OOM_HOST,
@@ -326,6 +351,7 @@ CATALOGUE: tuple[Strategy, ...] = (
     ),
     Strategy(
         name="model_cpu_offload",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="keep every model on the CPU and move each to the accelerator only while it runs",
         answers=_OOM,
@@ -341,6 +367,7 @@ CATALOGUE: tuple[Strategy, ...] = (
     ),
     Strategy(
         name="group_offload",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="keep the weights on the CPU and stream them to the accelerator block by block",
         answers=_OOM,
@@ -357,6 +384,7 @@ CATALOGUE: tuple[Strategy, ...] = (
     ),
     Strategy(
         name="sequential_cpu_offload",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="move each layer's weights to the accelerator only for its forward pass",
         answers=_OOM,
@@ -453,6 +481,7 @@ CATALOGUE: tuple[Strategy, ...] = (
     ),
     Strategy(
         name="balanced_device_map",
+        keeps_latents=True,
         kind="optimization_fallback",
         summary="spread the pipeline's models over several GPUs (device_map=\"balanced\")",
         answers=_OOM,
