@@ -55,7 +55,7 @@ def test_failed_report_lists_what_was_not_tried():
 
     html = to_html(_report(winner=None))
     assert "No strategy recovered the run" in html
-    assert "not tried: model_cpu_offload" in html
+    assert "not tried, by reason" in html and "<code>model_cpu_offload</code>" in html  # grouped, collapsed
 
 
 def test_component_report_and_plan_and_diagnosis_render(tiny_path):
@@ -211,7 +211,7 @@ def test_live_table_widget_gains_rows_and_turns_green():
     assert "OutOfMemoryError" in body.value and "7.00 MiB" in body.value
     table.finish(report)
     assert table.widget.layout.border == "2px solid #2e7d32"
-    assert "Recovered with `vae_tiling`" in heading.value
+    assert "Recovered with <code>vae_tiling</code>" in heading.value and "`" not in heading.value
     assert len(shown) == 1
     assert "vae_tiling" in repr(table)  # readable repr, as tqdm.notebook's
 

@@ -31,6 +31,7 @@ plan says so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
@@ -882,7 +883,8 @@ def recover(
         strategies: consider only these names (or "a+b" combinations).
         force: try ``strategies`` exactly in the given order, without predictions or skips.
         max_attempts: stop after this many attempts.
-        on_start: called as ``on_start(candidate, index)`` before each attempt (live displays).
+        on_start: called as ``on_start(candidate, index)`` before each attempt (live displays); the
+            candidate's ``estimated_peak_bytes`` is the attempt's (what else is resident included).
         on_attempt: called with each :class:`Attempt` as it finishes.
         allow_remote_code: consent to run code from the model folder (``remote_code``).
         models_dir: a folder of models to take a missing or damaged component from
@@ -986,7 +988,11 @@ def recover(
             if max_attempts is not None and len(attempts) >= max_attempts:
                 notes.append(f"Stopped after {max_attempts} attempt(s) (`max_attempts`).")
                 break
-            _notify(on_start, candidate, index)
+            # The plan estimates the pipeline's own memory; what else lives on the device
+            # comes on top, so the attempt's estimate compares with its measured peak. A live
+            # display is told that same figure, so the number it shows does not change.
+            estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
+            _notify(on_start, dataclasses.replace(candidate, estimated_peak_bytes=estimate), index)
             strategy = get_strategy(candidate.strategy)
             if strategy.guidance:
                 notes.append(f"`{strategy.name}` is guidance only: {candidate.skip_reason or strategy.summary}")
@@ -995,9 +1001,6 @@ def recover(
             # changed call is the snippet's job.
             keep = (apply and not explore and not strategy.fresh_load and not strategy.rewrites_call
                     and not strategy.structural)
-            # The plan estimates the pipeline's own memory; what else lives on the device
-            # comes on top, so the attempt's estimate compares with its measured peak.
-            estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
             attempt, value, interrupted = engine.attempt(
                 strategy, candidate.strategy, estimate, dict(candidate.changes), keep=keep, reason=candidate.reason)
             attempts.append(attempt)
