@@ -186,9 +186,8 @@ def test_library_progress_bars_are_off_during_attempts_and_restored(tiny_path, c
 def test_live_estimate_is_the_attempts_estimate(ip):
     import wan_nb
     from wan_nb.fixtures import tiny_call_kwargs
-    from wan_nb.notebook.live import LiveTable
-
     from wan_nb.memory import memory_budget
+    from wan_nb.notebook.live import LiveTable
 
     pipe = ip.user_ns["pipe"]  # one pipeline in memory: a second would fill the 16 MB budget
     kwargs = tiny_call_kwargs(VARIANT, height=128, width=128)

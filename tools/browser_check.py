@@ -215,21 +215,28 @@ def _call(driver, script: str, *args) -> str:
     return result
 
 
-def _wait_idle(driver, timeout: float) -> dict:
-    """Until the kernel is idle and no cell is running or queued ([*]), for a while in a row.
+def _wait_idle(driver, timeout: float, run_all: bool = False) -> dict:
+    """Until the kernel is idle and no cell is running or queued ([*]), three readings in a row.
 
-    The kernel is idle for a moment between two cells of a Run All, so one idle reading is not
-    enough: 1.5 s when every cell has run, 4 s otherwise (a Run All that stopped).
+    After a Run All, also until every code cell has run or one has failed (which stops Run
+    All): the kernel reads idle for moments in the middle of a long cell (widget messages),
+    and stopping it then would cut the run short.
     """
     deadline = time.monotonic() + timeout
     calm = 0
+    state: dict = {}
     while time.monotonic() < deadline:
         state = driver.execute_script(_JS_STATE)
         busy = state["kernel"] != "idle" or any("*" in c["prompt"] or c["running"] for c in state["cells"])
+        if run_all and not busy:
+            busy = not (all(c["count"] is not None for c in state["cells"])
+                        or any(c["errors"] and "raises-exception" not in c["tags"] for c in state["cells"]))
         calm = 0 if busy else calm + 1
-        if calm >= (3 if all(c["count"] is not None for c in state["cells"]) else 8):
+        if calm >= 3:
             return state
         time.sleep(0.5)
+    if run_all and state:
+        return state  # the caller reports the cells that did not run
     raise CheckFailed(f"the kernel was still busy after {timeout:.0f} s")
 
 
@@ -296,7 +303,7 @@ def check_notebook(driver, root: Path, name: str, shots: Path, timeout: float) -
     _call(driver, _JS_OPEN, name)
     _wait_idle(driver, 60)
     _call(driver, _JS_RUN_ALL)
-    state = _wait_idle(driver, timeout)
+    state = _wait_idle(driver, timeout, run_all=True)
     time.sleep(0.5)  # the last widget updates arrive after the kernel reports idle
     state = driver.execute_script(_JS_STATE)
     problems = _check_run(state, name)
@@ -321,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebook file names (default: every notebooks/*.ipynb)")
     parser.add_argument("--notebooks", default=str(Path(__file__).resolve().parent.parent / "notebooks"))
     parser.add_argument("--screenshots", required=True, help="folder for the PNGs (created)")
-    parser.add_argument("--timeout", type=float, default=150, help="seconds one notebook's Run All may take")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds one notebook's Run All may take")
     args = parser.parse_args(argv)
     missing = missing_requirements()
     if missing:
@@ -355,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1)
         print(f"browser check: JupyterLab {server.url} (127.0.0.1 only), screenshots in {shots}", flush=True)
         for name in names:
-            problems += check_notebook(driver, root, name, shots, args.timeout)
+            found = check_notebook(driver, root, name, shots, args.timeout)
+            problems += found
     except CheckFailed as exc:
         problems.append(str(exc))
     finally:
