@@ -101,6 +101,11 @@ def styled_table(frame: Any, *, byte_columns: tuple[str, ...] = (), status_colum
     statuses = [c for c in status_columns if c in frame.columns]
     if statuses:
         styler = styler.map(_status_css, subset=statuses)
+    # Short values (sizes, counts, statuses) stay on one line: "10.58 GiB", not "10.58" over "GiB".
+    short = [c for c in frame.columns if c not in text_columns and len(frame)
+             and max(len(str(formats[c](v))) for v in frame[c]) <= 14]
+    if short:
+        styler = styler.set_properties(subset=short, **{"white-space": "nowrap"})
     wide = [c for c in text_columns if c in frame.columns]
     if wide:
         styler = styler.set_properties(subset=wide, **{"min-width": "12em", "max-width": "40em"})

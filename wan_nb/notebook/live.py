@@ -56,6 +56,7 @@ class Row:
     seconds: float | None = None
     reason: str = ""
     candidate: Any = None  # what the plan said of it (why a forced one could not help)
+    attempt: Any = None
 
     def cells(self) -> tuple[str, ...]:
         return (
@@ -119,6 +120,7 @@ class LiveTable:
         row.estimated = attempt.estimated_peak_bytes if attempt.estimated_peak_bytes is not None else row.estimated
         row.measured = attempt.measured_peak_bytes
         row.seconds = attempt.seconds
+        row.attempt = attempt
         row.reason = _wording.attempt_reason(attempt, row.candidate)
         if not self.use_widgets:
             self._print(self._text_row(row))
@@ -126,6 +128,12 @@ class LiveTable:
 
     def finish(self, report: Any, note: str = "") -> None:
         """The recovery ended: turn green or red, and say how it ended."""
+        for row in self.rows if self.use_widgets else ():
+            # The report's plan knows why a forced strategy was left out ("this call makes one
+            # video"): the final table says the same as the report's. (Printed rows are out.)
+            planned = _wording.candidate_for(report, row.strategy)
+            if row.attempt is not None and planned is not None and getattr(planned, "skip_reason", None):
+                row.reason = _wording.attempt_reason(row.attempt, planned)
         if report.winner:
             self.state = "succeeded"
             self.summary = f"Recovered with `{report.winner}`" + (" (kept on the pipeline)" if report.applied else "")
@@ -206,6 +214,7 @@ class LiveTable:
             for column, value in zip(COLUMNS, row.cells()):
                 css = _html._status_css(value) if column == "status" else ""
                 css += _html._TEXT_CSS if column == "reason" else ""
+                css += "white-space: nowrap;" if column not in ("strategy", "reason") else ""
                 tds.append(f'<td style="{_html._CELL_CSS}{css}">{_html.esc(value)}</td>')
             body += "<tr>" + "".join(tds) + "</tr>"
         return f'<table style="{_html._TABLE_CSS}"><tr>{head}</tr>{body}</table>'
