@@ -43,7 +43,7 @@ from diffusers import DiffusionPipeline
 
 from wan_nb.fixtures import tiny_call_kwargs, tiny_pipeline_path
 from wan_nb.memory import memory_budget
-from wan_nb.notebook import plot_recovery, plot_report, plot_stages
+from wan_nb.notebook import plot_recovery, plot_report, plot_stages, readable
 
 # Loading bars: noise in a stored notebook (and each attempt that loads a fresh copy shows them).
 diffusers.utils.logging.disable_progress_bar()
@@ -56,8 +56,11 @@ pipe = DiffusionPipeline.from_pretrained(path)
 pipe.set_progress_bar_config(disable=True)
 call = tiny_call_kwargs("wan2.2-t2v-a14b", height=128, width=128)  # 5 frames, 2 steps'''
 
-FAIL = '''\
-# NBVAL_RAISES_EXCEPTION
+# The failing cells carry the `raises-exception` tag (Jupyter's Run All goes on past them, and
+# nbval and nbclient read it too); this first line says so to a reader of the cell.
+RAISES = "# Fails on purpose (tagged raises-exception, so Run All goes on)."
+FAIL = f'''\
+{RAISES}
 # NBVAL_IGNORE_OUTPUT
 before = "set before the failure"  # stays set: the rerun runs the whole cell again
 with memory_budget("16MB"):
@@ -262,7 +265,7 @@ print("winner:", report.winner, "| video:", video.shape)'''),
 # NBVAL_IGNORE_OUTPUT
 frame = report.to_frame()[["strategy", "status", "estimated_peak_bytes", "measured_peak_bytes", "seconds"]]
 frame["error"] = (frame["measured_peak_bytes"] - frame["estimated_peak_bytes"]) / frame["measured_peak_bytes"]
-frame'''),
+readable(frame, "error: (measured - estimated) / measured")  # sizes in MiB, no NaN'''),
         code('''\
 worst = frame["error"].abs().max()
 print("every estimate within 25% of the measurement:", bool(worst < 0.25))'''),
@@ -301,7 +304,7 @@ for preset, rep in reports.items():
             rows.append({"preset": preset, "size": label, "strategy": strategy or "as is",
                          "GiB": round(est.peak_bytes / 2**30, 1), "peak stage": est.peak_stage})
 table = pd.DataFrame(rows).pivot_table(index=["preset", "size"], columns="strategy", values="GiB", sort=False)
-table'''),
+readable(table, "Estimated peak in GiB, 81 frames, 40 steps, bfloat16, by strategy")'''),
         code('''\
 print("720p never needs less than 480p:",
       all(table.xs("720p", level="size")[s].ge(table.xs("480p", level="size")[s]).all() for s in table.columns))
@@ -337,7 +340,7 @@ catalogue = pd.DataFrame([{
     "strategy": s.name, "kind": s.kind, "what it does": s.summary, "output": s.quality,
     "slowdown": s.slowdown, "needs a GPU": s.needs_accelerator, "fresh load": s.fresh_load,
 } for s in STRATEGIES.values()]).set_index("strategy")
-catalogue'''),
+readable(catalogue)  # pandas' own view would cut "what it does" at 50 characters'''),
         md("## One failing cell, every strategy that runs on a CPU\n\nThe same tiny Wan 2.2 pipeline and 16 MB device as in the quickstart:"),
         code(TINY),
         code(FAIL),
@@ -358,7 +361,7 @@ effects = pd.DataFrame([{
 } for a in report.attempts]).set_index("strategy")
 print(effects["status"].to_string())
 print("lower_resolution made a smaller video:", bool(report.attempts[-1].changes))'''),
-        code("# NBVAL_IGNORE_OUTPUT\neffects"),
+        code("# NBVAL_IGNORE_OUTPUT\nreadable(effects)"),
         md("""
 How to read the table (each row is the same cell, rerun under one strategy, on the same 16 MB device):
 
@@ -422,15 +425,13 @@ def build(key: str, execute: bool = True) -> float:
     nb.metadata["language_info"] = {"name": "python"}
     for i, cell in enumerate(nb.cells):
         cell.id = f"{key}-{i:02d}"  # stable ids: a rebuild changes only what changed
-    raising = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_RAISES_EXCEPTION" in c.source]
-    for cell in raising:
-        cell.metadata["tags"] = ["raises-exception"]  # nbclient's marker; nbval reads the comment
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith(RAISES):
+            cell.metadata["tags"] = ["raises-exception"]  # Jupyter's, nbclient's and nbval's marker
     start = time.perf_counter()
     if execute:
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
     seconds = time.perf_counter() - start
-    for cell in raising:
-        del cell.metadata["tags"]  # both markers at once make nbval warn
     nbformat.write(nb, HERE / name)
     return seconds
 

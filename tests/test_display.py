@@ -55,7 +55,7 @@ def test_failed_report_lists_what_was_not_tried():
 
     html = to_html(_report(winner=None))
     assert "No strategy recovered the run" in html
-    assert "not tried: model_cpu_offload" in html
+    assert "not tried, by reason" in html and "<code>model_cpu_offload</code>" in html  # grouped, collapsed
 
 
 def test_component_report_and_plan_and_diagnosis_render(tiny_path):
@@ -122,18 +122,18 @@ def test_register_uses_the_shell_formatters_and_unregister_restores(ip):
 
     bundle = ip.display_formatter.mimebundle_formatter
     sentinel = lambda obj: {"text/plain": "user's own"}  # noqa: E731
-    bundle.for_type_by_name("wan_nb.planning.planner", "Plan", sentinel)
+    bundle.for_type_by_name("wan_nb.planning.records", "Plan", sentinel)
     done = display.register(ip)
     try:
         data, _ = ip.display_formatter.format(_report())
         assert data["text/plain"] == _report().to_text() and "text/html" in data
     finally:
         display.unregister(ip, done)
-    assert bundle.deferred_printers.get(("wan_nb.planning.planner", "Plan")) is sentinel  # the user's printer is back
+    assert bundle.deferred_printers.get(("wan_nb.planning.records", "Plan")) is sentinel  # the user's printer is back
     assert ("wan_nb.recovery.engine", "RecoveryReport") not in bundle.deferred_printers
     data, _ = ip.display_formatter.format(_report())
     assert "text/html" not in data
-    bundle.pop("wan_nb.planning.planner.Plan")
+    bundle.pop("wan_nb.planning.records.Plan")
 
 
 def test_wan_nb_figures_and_axes_show_as_png_once(ip):
@@ -211,7 +211,7 @@ def test_live_table_widget_gains_rows_and_turns_green():
     assert "OutOfMemoryError" in body.value and "7.00 MiB" in body.value
     table.finish(report)
     assert table.widget.layout.border == "2px solid #2e7d32"
-    assert "Recovered with `vae_tiling`" in heading.value
+    assert "Recovered with <code>vae_tiling</code>" in heading.value and "`" not in heading.value
     assert len(shown) == 1
     assert "vae_tiling" in repr(table)  # readable repr, as tqdm.notebook's
 

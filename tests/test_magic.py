@@ -200,7 +200,7 @@ def test_force_tries_the_strategies_in_order_and_one_line_per_failure(ip, wan, c
     assert [(a.strategy, a.status) for a in report.attempts] == [("vae_slicing", "failed"), ("vae_tiling", "success")]
     out = capsys.readouterr().out
     failed_lines = [line for line in out.splitlines() if "vae_slicing" in line]
-    assert len(failed_lines) == 1 and "OutOfMemoryError" in failed_lines[0]
+    assert len(failed_lines) == 1 and "out of memory at VAE decode" in failed_lines[0]
     assert "Traceback" not in out
     assert "OutOfMemoryError" in report.attempts[0].error_text and "Traceback" in report.attempts[0].error_text
 

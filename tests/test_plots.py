@@ -35,7 +35,7 @@ def test_plot_recovery_draws_grouped_bars_budget_line_and_failures():
     (line,) = ax.get_lines()
     assert list(line.get_ydata()) == [10.0, 10.0]  # the budget
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(labels) == ["budget 10.00 MiB", "estimated", "measured", "measured (failed)"]
+    assert sorted(labels) == ["budget 10.00 MiB", "estimated", "measured", "measured at failure"]
     texts = [t.get_text() for t in ax.texts]
     assert "failed" in texts  # the failed attempt is marked
     assert "no\nestimate" in texts
@@ -61,7 +61,7 @@ def test_plot_stages_of_a_report_is_measured_per_attempt():
     assert ax.get_title() == "Measured peak per stage"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["denoise", "vae_decode"]
     assert len(ax.patches) == 6  # 3 attempts x 2 stages
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"half_precision", "vae_tiling"}
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"half_precision (failed)", "vae_tiling"}
 
 
 def test_plot_stages_of_an_estimate_and_plot_estimates(synth_path):

@@ -16,7 +16,14 @@ _ESTIMATED = "#90a4ae"
 _MEASURED = "#1565c0"
 _FAILED = "#c62828"
 _LIMIT = "#ef6c00"
-_STAGE_ORDER = ("weights", "load", "to_device", "text_encode", "denoise", "vae_decode", "vae_encode", "postprocess", "unknown")
+_STAGE_ORDER = ("weights", "load", "to_device", "text_encode", "preprocess", "vae_encode", "denoise", "vae_decode",
+                "postprocess", "unknown")
+# The meter files memory used outside the pipeline's known stages (before the first, between
+# two) under "unknown": on a plot that reads as a stage of its own, so it is named for what it is.
+_STAGE_LABELS = {"unknown": "outside the stages"}
+# A capacity far above the data (20 GiB of host RAM under 12 MiB bars) would squash every
+# bar to nothing: such a line is left off the plot and named in the title instead.
+_OFF_SCALE = 4.0
 
 
 def _axes(ax: Any, size: tuple[float, float] = (7.0, 3.6)) -> Any:
@@ -29,7 +36,7 @@ def _axes(ax: Any, size: tuple[float, float] = (7.0, 3.6)) -> Any:
 
 def _unit(values: list[int | None]) -> tuple[float, str]:
     """The binary unit the largest value reads best in: (divisor, name)."""
-    top = max((v for v in values if v), default=0)
+    top = max((v for v in values if v is not None and v == v), default=0)
     for power, name in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
         if top >= 1024**power:
             return float(1024**power), name
@@ -37,24 +44,56 @@ def _unit(values: list[int | None]) -> tuple[float, str]:
 
 
 def _limit(report: Any) -> tuple[int | None, str]:
+    """The line to draw: the budget (the report's, else the one the failed cell ran under), else the capacity."""
     if getattr(report, "budget_bytes", None) is not None:
         return report.budget_bytes, f"budget {format_bytes(report.budget_bytes)}"
+    evidence = (getattr(report, "diagnosis", None) or {}).get("evidence") or {} \
+        if isinstance(getattr(report, "diagnosis", None), dict) else {}
+    if isinstance(evidence.get("budget"), (int, float)):
+        # `with memory_budget(...)` inside the cell: the recovery ran under it too.
+        return int(evidence["budget"]), f"budget {format_bytes(int(evidence['budget']))} (the cell's)"
     if getattr(report, "available_bytes", None) is not None:
         return report.available_bytes, f"available {format_bytes(report.available_bytes)}"
     return None, ""
+
+
+def _drawn_limit(report: Any, data: list[int | None]) -> tuple[int | None, str, str]:
+    """(limit to draw or None, its label, a title note when it is left off for being off the scale)."""
+    limit, label = _limit(report)
+    top = max((v for v in data if v), default=0)
+    if limit is not None and top and limit > _OFF_SCALE * top and not label.startswith("budget"):
+        return None, "", f"{label}, off the scale"
+    return limit, label, ""
+
+
+def _legend(ax: Any) -> None:
+    """The legend beside the axes, never over the bars or the budget line."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def _figure_unit(report: Any) -> tuple[float, str]:
+    """One unit for every axes of a report's figure, chosen from all of its numbers."""
+    values: list[int | None] = []
+    for a in _attempts(report):
+        values += [a.estimated_peak_bytes, a.measured_peak_bytes, *a.by_stage.values()]
+    limit, _, _ = _drawn_limit(report, values)
+    return _unit([*values, limit])
 
 
 def _attempts(report: Any) -> list[Any]:
     return ([report.probe] if getattr(report, "probe", None) is not None else []) + list(report.attempts)
 
 
-def plot_recovery(report: Any, ax: Any = None) -> Any:
-    """Estimated vs measured peak per attempt: grouped bars, the budget (or capacity) as a line, failures marked."""
+def plot_recovery(report: Any, ax: Any = None, *, unit: tuple[float, str] | None = None) -> Any:
+    """Estimated vs measured peak per attempt: grouped bars, the budget (or capacity) as a line, failures marked.
+
+    A failed attempt's measured bar is its peak at the failure (hatched, red), not what it needed.
+    """
     ax = _axes(ax)
     attempts = _attempts(report)
-    limit, limit_label = _limit(report)
-    values = [a.estimated_peak_bytes for a in attempts] + [a.measured_peak_bytes for a in attempts] + [limit]
-    scale, unit = _unit(values)
+    data = [a.estimated_peak_bytes for a in attempts] + [a.measured_peak_bytes for a in attempts]
+    limit, limit_label, off_scale = _drawn_limit(report, data)
+    scale, unit_name = unit or _unit([*data, limit])
     width = 0.38
     positions = list(range(len(attempts)))
     for i, attempt in enumerate(attempts):
@@ -67,8 +106,8 @@ def plot_recovery(report: Any, ax: Any = None) -> Any:
         if attempt.measured_peak_bytes is not None:
             ax.bar(i + width / 2, attempt.measured_peak_bytes / scale, width,
                    color=_FAILED if failed else _MEASURED, hatch="//" if failed else None,
-                   label=("measured (failed)" if failed else "measured")
-                   if ("measured (failed)" if failed else "measured") not in _labels(ax) else None)
+                   label=("measured at failure" if failed else "measured")
+                   if ("measured at failure" if failed else "measured") not in _labels(ax) else None)
         if failed:
             top = max(attempt.measured_peak_bytes or 0, attempt.estimated_peak_bytes or 0) / scale
             ax.annotate(attempt.status, (i, top), ha="center", va="bottom", color=_FAILED, fontsize=8,
@@ -76,12 +115,20 @@ def plot_recovery(report: Any, ax: Any = None) -> Any:
     if limit is not None:
         ax.axhline(limit / scale, color=_LIMIT, linestyle="--", linewidth=1.2, label=limit_label)
     ax.set_xticks(positions, [_short(a.strategy) for a in attempts], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"peak memory ({unit})")
-    ax.set_title(f"Estimated vs measured peak on {report.device}", fontsize=10)
+    ax.set_ylabel(f"peak memory ({unit_name})")
+    ax.set_title(f"Estimated vs measured peak on {report.device}" + (f" ({off_scale})" if off_scale else ""),
+                 fontsize=10)
     if attempts:
-        ax.legend(fontsize=8, loc="best")
+        _legend(ax)
     ax.set_ylim(bottom=0)
+    _headroom(ax)
     return ax
+
+
+def _headroom(ax: Any) -> None:
+    """Room above the tallest bar for the failure labels."""
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top * 1.12)
 
 
 def _labels(ax: Any) -> set[str]:
@@ -105,31 +152,58 @@ def _stages_of(obj: Any) -> dict[str, dict[str, int]]:
     return {str(name): values}
 
 
-def plot_stages(report_or_estimate: Any, ax: Any = None) -> Any:
-    """Peak memory per stage: measured per attempt (a RecoveryReport) or predicted (a MemoryEstimate)."""
+def _failed_at(obj: Any) -> dict[str, str]:
+    """{attempt: the stage it failed in} for the failed attempts of a report."""
+    if not hasattr(obj, "attempts"):
+        return {}
+    return {a.strategy: str((a.diagnosis or {}).get("stage") or "unknown")
+            for a in _attempts(obj) if a.status == "failed"}
+
+
+def plot_stages(report_or_estimate: Any, ax: Any = None, *, unit: tuple[float, str] | None = None) -> Any:
+    """Peak memory per stage: measured per attempt (a RecoveryReport) or predicted (a MemoryEstimate).
+
+    A failed attempt's bars are hatched and a ✘ marks the stage it failed in; memory used
+    outside the pipeline's stages is labelled so, not as a stage.
+    """
     ax = _axes(ax)
     series = _stages_of(report_or_estimate)
+    failed_at = _failed_at(report_or_estimate)
     stages = [s for s in _STAGE_ORDER if any(s in v for v in series.values())]
     stages += sorted({s for v in series.values() for s in v} - set(stages))
-    scale, unit = _unit([b for v in series.values() for b in v.values()])
+    data = [b for v in series.values() for b in v.values()]
+    limit, limit_label, off_scale = _drawn_limit(report_or_estimate, data)
+    scale, unit_name = unit or _unit([*data, limit])
     count = max(1, len(series))
     width = 0.8 / count
     colours = _palette(count)
     for i, (name, values) in enumerate(series.items()):
         xs = [j - 0.4 + width * (i + 0.5) for j in range(len(stages))]
-        ax.bar(xs, [values.get(s, 0) / scale for s in stages], width, label=_short(name), color=colours[i])
-    limit, limit_label = _limit(report_or_estimate)
+        failed = name in failed_at
+        ax.bar(xs, [values.get(s, 0) / scale for s in stages], width, color=colours[i],
+               label=_short(name) + (" (failed)" if failed else ""), hatch="//" if failed else None,
+               edgecolor=_FAILED if failed else None, linewidth=0.8 if failed else 0)
+        stage = failed_at.get(name)
+        if failed and stage in stages:
+            j = stages.index(stage)
+            ax.annotate("✘", (xs[j], values.get(stage, 0) / scale), ha="center", va="bottom", color=_FAILED,
+                        fontsize=10, fontweight="bold", xytext=(0, 1), textcoords="offset points")
     if limit is not None:
         ax.axhline(limit / scale, color=_LIMIT, linestyle="--", linewidth=1.2, label=limit_label)
-    ax.set_xticks(range(len(stages)), stages, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"peak memory ({unit})")
+    if failed_at:
+        ax.plot([], [], linestyle="none", marker="$✘$", color=_FAILED, label="where it failed")
+    ax.set_xticks(range(len(stages)), [_STAGE_LABELS.get(s, s) for s in stages], rotation=20, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"peak memory ({unit_name})")
     measured = hasattr(report_or_estimate, "attempts")
-    ax.set_title("Measured peak per stage" if measured else "Estimated peak per stage", fontsize=10)
+    title = "Measured peak per stage" if measured else "Estimated peak per stage"
+    ax.set_title(title + (f" ({off_scale})" if off_scale else ""), fontsize=10)
     if series:
-        ax.legend(fontsize=8, loc="best")
+        _legend(ax)
     else:
         ax.text(0.5, 0.5, "no per-stage figures", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(bottom=0)
+    _headroom(ax)
     return ax
 
 
@@ -160,7 +234,7 @@ def plot_estimates(estimates: Any, ax: Any = None, *, budget: int | str | None =
         ax.text(peak / scale, i, " " + format_bytes(peak), va="center", fontsize=7)
     if limit is not None:
         ax.axvline(limit / scale, color=_LIMIT, linestyle="--", linewidth=1.2, label=f"budget {format_bytes(limit)}")
-        ax.legend(fontsize=8, loc="lower right")
+        _legend(ax)
     ax.set_xlabel(f"estimated peak ({unit})")
     ax.set_title("Estimated peak per strategy", fontsize=10)
     return ax
@@ -177,8 +251,9 @@ def plot_report(report: Any) -> Any:
         figure = Figure(figsize=(7, 3.6), layout="constrained")
         plot_stages(report, figure.add_subplot())
         return figure
-    figure = Figure(figsize=(12, 4), layout="constrained")
+    figure = Figure(figsize=(13, 4), layout="constrained")
     left, right = figure.subplots(1, 2, width_ratios=[1, 1.3])
-    plot_recovery(report, left)
-    plot_stages(report, right)
+    unit = _figure_unit(report)  # one unit for both axes, so the same bytes read the same
+    plot_recovery(report, left, unit=unit)
+    plot_stages(report, right, unit=unit)
     return figure

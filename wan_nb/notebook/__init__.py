@@ -12,6 +12,7 @@ first use, so ``import wan_nb.notebook`` stays as light as ``import wan_nb``.
 ``plot_estimates``            predicted peak per strategy, with a budget line
 ``estimate_table(path, ...)`` predicted peak per strategy (what ``%wan_estimate`` shows)
 ``save_report(report, path)`` a standalone HTML page of a report, its plot embedded
+``readable(frame)``           a DataFrame for reading: sizes in a unit named in the header, no NaN, nothing cut
 ``last_report()``             the report of the last ``%wan_recover`` in this kernel
 ============================  ===========================================================
 """
@@ -31,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "plot_estimates": "wan_nb.plots",
     "estimate_table": "wan_nb.notebook.estimates",
     "save_report": "wan_nb.notebook.export",
+    "readable": "wan_nb.notebook.tables",
 }
 
 __all__ = ["last_report", *_EXPORTS]

@@ -24,15 +24,30 @@ STATUS_COLOURS = {
     "tight": _AMBER, "skipped": _GREY, "optional": _GREY, "unknown": _GREY, "running": _AMBER,
 }
 
+# JupyterLab lays output tables out with `table-layout: fixed` and right-aligned cells: with
+# many columns each gets an equal share and long text is squeezed to a few characters. Every
+# table here sets its own layout: columns as wide as their content, text left, wrapped.
+_TABLE_CSS = "border-collapse: collapse; font-size: 0.9em; table-layout: auto; margin-left: 0; width: auto;"
+_CELL_CSS = ("text-align: left; padding: 2px 8px; vertical-align: top; white-space: normal; "
+             "overflow-wrap: break-word;")
+_TEXT_CSS = "min-width: 12em; max-width: 40em;"  # the wide, wrapping column (reasons, summaries)
 _TABLE_STYLES = [
-    {"selector": "", "props": "border-collapse: collapse; font-size: 0.9em;"},
-    {"selector": "th", "props": "text-align: left; padding: 2px 8px; border-bottom: 1px solid #bbb;"},
-    {"selector": "td", "props": "text-align: left; padding: 2px 8px; vertical-align: top;"},
+    {"selector": "", "props": _TABLE_CSS},
+    {"selector": "th", "props": _CELL_CSS + " border-bottom: 1px solid #bbb;"},
+    {"selector": "td", "props": _CELL_CSS},
 ]
 
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
+
+
+def inline(text: Any) -> str:
+    """Escaped text with its `backtick` spans as <code> (the core's messages use Markdown's backticks)."""
+    parts = esc(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: show the text as it is
+        return esc(text)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _status_css(value: Any) -> str:
@@ -49,6 +64,16 @@ def _bytes(value: Any) -> str:
         return str(value)
 
 
+def _integer(value: Any) -> str:
+    """Counts with thousands separators; a missing count (None, NaN) shows as nothing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _seconds(value: Any) -> str:
     try:
         return "—" if value is None or value != value else f"{float(value):.2f} s"
@@ -57,8 +82,9 @@ def _seconds(value: Any) -> str:
 
 
 def styled_table(frame: Any, *, byte_columns: tuple[str, ...] = (), status_columns: tuple[str, ...] = (),
-                 second_columns: tuple[str, ...] = (), index: bool = False) -> str:
-    """A DataFrame as a styled HTML table: sizes readable, statuses coloured, ids stable."""
+                 second_columns: tuple[str, ...] = (), integer_columns: tuple[str, ...] = (),
+                 text_columns: tuple[str, ...] = (), index: bool = False) -> str:
+    """A DataFrame as a styled HTML table: sizes readable, statuses coloured, ids stable, nothing cut."""
     frame = frame.copy()
     formats: dict[str, Any] = {}
     for column in frame.columns:
@@ -66,6 +92,8 @@ def styled_table(frame: Any, *, byte_columns: tuple[str, ...] = (), status_colum
             formats[column] = _bytes
         elif column in second_columns:
             formats[column] = _seconds
+        elif column in integer_columns:
+            formats[column] = _integer
         else:
             formats[column] = lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v)
     digest = hashlib.sha1(frame.to_json(default_handler=str).encode()).hexdigest()[:10]
@@ -73,6 +101,14 @@ def styled_table(frame: Any, *, byte_columns: tuple[str, ...] = (), status_colum
     statuses = [c for c in status_columns if c in frame.columns]
     if statuses:
         styler = styler.map(_status_css, subset=statuses)
+    # Short values (sizes, counts, statuses) stay on one line: "10.58 GiB", not "10.58" over "GiB".
+    short = [c for c in frame.columns if c not in text_columns and len(frame)
+             and max(len(str(formats[c](v))) for v in frame[c]) <= 14]
+    if short:
+        styler = styler.set_properties(subset=short, **{"white-space": "nowrap"})
+    wide = [c for c in text_columns if c in frame.columns]
+    if wide:
+        styler = styler.set_properties(subset=wide, **{"min-width": "12em", "max-width": "40em"})
     if not index:
         styler = styler.hide(axis="index")
     return styler.to_html()
@@ -92,7 +128,8 @@ def _lines(items: Any, prefix: str = "") -> str:
 # -- one function per report type -------------------------------------------------------------
 def component_report_html(report: Any) -> str:
     frame = report.to_frame().reset_index().drop(columns=["bytes"], errors="ignore")
-    table = styled_table(frame, status_columns=("status",))
+    table = styled_table(frame, status_columns=("status",), integer_columns=("parameters", "files"),
+                         text_columns=("problems",))
     head = f"{esc(report.pipeline_class or '?')} at <code>{esc(report.path)}</code>"
     sub = f"diffusers {esc(report.diffusers_version or 'not installed')}"
     if report.saved_with:
@@ -103,45 +140,65 @@ def component_report_html(report: Any) -> str:
                   _GREEN if report.ok else _RED)
 
 
+def _key_values(items: Any) -> str:
+    """A two-column key/value table, left-aligned and no wider than its text."""
+    rows = "".join(f'<tr><td style="{_CELL_CSS}">{esc(k)}</td><td style="{_CELL_CSS}">{esc(v)}</td></tr>'
+                   for k, v in items)
+    return f'<table style="{_TABLE_CSS}">{rows}</table>' if rows else ""
+
+
 def diagnosis_html(diagnosis: Any) -> str:
     from wan_nb.diagnosis.core import BYTE_KEYS
 
     where = diagnosis.stage if diagnosis.component is None else f"{diagnosis.stage} ({diagnosis.component})"
     head = f"{esc(diagnosis.category)} at {esc(where)}" + (" — recoverable" if diagnosis.recoverable else "")
-    rows = "".join(
-        f"<tr><td>{esc(k)}</td><td>{esc(_bytes(v) if k in BYTE_KEYS and isinstance(v, (int, float)) else v)}</td></tr>"
-        for k, v in diagnosis.evidence.items()
-    )
-    body = f"<div>{esc(diagnosis.summary)}</div>"
-    if rows:
-        body += f'<table style="font-size: 0.9em;">{rows}</table>'
+    body = f"<div>{inline(diagnosis.summary)}</div>"
+    body += _key_values((k, _bytes(v) if k in BYTE_KEYS and isinstance(v, (int, float)) else v)
+                        for k, v in diagnosis.evidence.items())
     if diagnosis.suggested:
         body += f"<div>Try: {', '.join(f'<code>{esc(s)}</code>' for s in diagnosis.suggested)}</div>"
     if diagnosis.next_steps:
-        body += "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in diagnosis.next_steps) + "</ul>"
+        body += "<ul>" + "".join(f"<li>{inline(s)}</li>" for s in diagnosis.next_steps) + "</ul>"
     return _block(head, body, _AMBER if diagnosis.recoverable else _RED)
 
 
-def attempts_frame(attempts: Any) -> Any:
-    """The live table's columns: strategy, status, estimated and measured peak, seconds, reason."""
+ATTEMPT_COLUMNS = ("strategy", "status", "estimated peak", "measured peak", "seconds", "reason")
+
+
+def attempts_frame(attempts: Any, report: Any = None) -> Any:
+    """The live table's columns, as the table shows them: sizes in units, a failed peak "at failure"."""
     import pandas as pd
+
+    from wan_nb.notebook._wording import attempt_reason, candidate_for, peak_label
 
     rows = [{
         "strategy": a.strategy,
         "status": a.status,
-        "estimated peak": a.estimated_peak_bytes,
-        "measured peak": a.measured_peak_bytes,
-        "seconds": a.seconds,
-        "reason": attempt_reason(a),
+        "estimated peak": _bytes(a.estimated_peak_bytes),
+        "measured peak": peak_label(a, _bytes(a.measured_peak_bytes)),
+        "seconds": _seconds(a.seconds),
+        "reason": attempt_reason(a, candidate_for(report, a.strategy)),
     } for a in attempts]
-    return pd.DataFrame(rows, columns=["strategy", "status", "estimated peak", "measured peak", "seconds", "reason"])
+    return pd.DataFrame(rows, columns=list(ATTEMPT_COLUMNS))
 
 
 def attempt_reason(attempt: Any, width: int = 160) -> str:
-    """One line: the error of a failed attempt, else the first clause of why it was tried."""
-    text = attempt.error if attempt.error else (attempt.reason or "").split(";")[0]
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """One line for an attempt (kept for callers): see :func:`wan_nb.notebook._wording.attempt_reason`."""
+    from wan_nb.notebook._wording import attempt_reason as reason
+
+    return reason(attempt)
+
+
+def recovery_title(report: Any) -> tuple[str, str]:
+    """The heading of a recovery (HTML) and its colour."""
+    if report.winner:
+        title = f"Recovered with <code>{esc(report.winner)}</code>" + (" (kept on the pipeline)" if report.applied else "")
+        return title, _GREEN
+    if report.interrupted:
+        return "Interrupted: the pipelines were put back as they were", _AMBER
+    if report.succeeded:
+        return "The run succeeded as it is: no strategy was needed", _GREEN
+    return "No strategy recovered the run", _RED
 
 
 def recovery_report_html(report: Any) -> str:
@@ -152,31 +209,54 @@ def recovery_report_html(report: Any) -> str:
     if report.budget_bytes is not None:
         head_lines.append(f"Budget: {format_bytes(report.budget_bytes)} on {report.device}")
     attempts = ([report.probe] if report.probe is not None else []) + list(report.attempts)
-    table = styled_table(attempts_frame(attempts), byte_columns=("estimated peak", "measured peak"),
-                         status_columns=("status",), second_columns=("seconds",))
-    if report.winner:
-        title = f"Recovered with <code>{esc(report.winner)}</code>" + (" (kept on the pipeline)" if report.applied else "")
-        colour = _GREEN
-    elif report.interrupted:
-        title, colour = "Interrupted: the pipelines were put back as they were", _AMBER
-    elif report.succeeded:
-        title, colour = "The run succeeded as it is: no strategy was needed", _GREEN
+    title, colour = recovery_title(report)
+    body = "".join(f"<div>{inline(line)}</div>" for line in head_lines)
+    if attempts:
+        body += styled_table(attempts_frame(attempts, report), status_columns=("status",), text_columns=("reason",))
     else:
-        title, colour = "No strategy recovered the run", _RED
-    body = _lines(head_lines) + table
+        body += "<div>Nothing was tried" + (f": {inline(report.notes[0])}" if report.notes else ".") + "</div>"
     snippet = report.snippet()
     if snippet:
         body += f'<details open><summary>The code that worked</summary><pre>{esc(snippet)}</pre></details>'
     if report.plan is not None and not report.winner and report.plan.skipped:
-        body += _lines((f"{c.strategy}: {c.skip_reason}" for c in report.plan.skipped), "not tried: ")
-    body += _lines(report.notes, "Note: ")
+        body += skipped_html(report.plan.skipped, open_=False)
+    notes = report.notes[1:] if not attempts else report.notes
+    body += "".join(f"<div>Note: {inline(n)}</div>" for n in notes)
     return _block(title, body, colour)
 
 
+def skipped_html(skipped: Any, open_: bool = False) -> str:
+    """The candidates left out, grouped by why, in one collapsed block (a plan has dozens)."""
+    groups: dict[str, list[Any]] = {}
+    for c in skipped:
+        groups.setdefault(c.skip_reason or "no reason given", []).append(c)
+    items = "".join(
+        f'<li style="margin: 2px 0;">{inline(reason)}: '
+        + ", ".join(f"<code>{esc(c.strategy)}</code>" for c in members) + "</li>"
+        for reason, members in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    )
+    count = len(list(skipped))
+    label = f"{count} not tried, by reason ({len(groups)} reason{'s' if len(groups) != 1 else ''})"
+    return (f'<details{" open" if open_ else ""}><summary>{label}</summary>'
+            f'<ul style="margin: 2px 0; max-width: 60em;">{items}</ul></details>')
+
+
+PLAN_COLUMNS = ("#", "strategy", "estimated peak", "fit", "output", "slowdown", "changes", "why")
+
+
+def plan_frame(plan: Any) -> Any:
+    """The planned candidates in order, as the plan table shows them."""
+    import pandas as pd
+
+    rows = [{
+        "#": str(i), "strategy": c.strategy, "estimated peak": _bytes(c.estimated_peak_bytes), "fit": c.fit,
+        "output": c.quality, "slowdown": c.slowdown,
+        "changes": ", ".join(f"{k}={v}" for k, v in c.changes.items()), "why": c.reason,
+    } for i, c in enumerate(plan.planned, 1)]
+    return pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+
+
 def plan_html(plan: Any) -> str:
-    frame = plan.to_frame()
-    frame["order"] = frame["order"].map(lambda v: "" if v is None or v != v else str(int(v)))
-    table = styled_table(frame, byte_columns=("estimated_peak", "available"), status_columns=("status", "fit"))
     head = f"Plan for {esc(plan.category or 'the failure')}"
     if plan.stage and plan.stage != "unknown":
         head += f" in {esc(plan.stage)}"
@@ -185,7 +265,16 @@ def plan_html(plan: Any) -> str:
         head += f", {format_bytes(plan.available_bytes)} available"
         if plan.budget_bytes is not None:
             head += f" (budget {format_bytes(plan.budget_bytes)})"
-    return _block(head, table + _lines(plan.notes, "note: "), _GREEN if plan.planned else _RED)
+    planned = list(plan.planned)
+    if planned:
+        body = (f"<div>{len(planned)} to try, in this order:</div>"
+                + styled_table(plan_frame(plan), status_columns=("fit",), text_columns=("why",)))
+    else:
+        body = "<div>Nothing to try.</div>"
+    if plan.skipped:
+        body += skipped_html(plan.skipped)
+    body += "".join(f"<div>note: {inline(n)}</div>" for n in plan.notes)
+    return _block(head, body, _GREEN if plan.planned else _RED)
 
 
 def estimate_html(estimate: Any) -> str:

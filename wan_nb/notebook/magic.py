@@ -119,12 +119,14 @@ class WanMagics(Magics):
             raise UsageError(f"the cell cannot be rerun: {exc.msg} (line {exc.lineno}).{hint}") from None
 
     def _recover(self, run: Any, diagnosis: Any, kwargs: dict[str, Any], args: Any, is_cell: bool) -> Any:
+        from wan_nb.notebook._quiet import library_progress_bars_off
+        from wan_nb.notebook._wording import as_flags
         from wan_nb.notebook.live import LiveTable
         from wan_nb.recovery.engine import recover
 
         release_failed_state(self.shell)
-        live = LiveTable(widgets=self.widgets)
-        with self.recorder.paused():
+        live = LiveTable(widgets=self.widgets, advice=as_flags)
+        with self.recorder.paused(), library_progress_bars_off():
             report = recover(run, namespace=self.shell.user_ns, diagnosis=diagnosis,
                              on_start=live.start, on_attempt=live.add, **kwargs)
         self.recorder.drop_kept()
@@ -161,14 +163,27 @@ class WanMagics(Magics):
 
             diagnosis = Diagnosis(category="out_of_memory", stage="unknown",
                                   summary="Not run yet: planned as if the cell ran out of memory.")
+        from wan_nb.notebook._quiet import library_progress_bars_off
+
         kwargs = {**kwargs, "apply": False, "explore": False}
         # The failed run's frames would count as memory in use and shrink every prediction.
         release_failed_state(self.shell)
-        with self.recorder.paused():
+        with self.recorder.paused(), library_progress_bars_off():
             # max_attempts=0: the engine reads the call's settings and plans, then stops before
             # the first attempt, so the plan is the one a real run would follow.
             report = recover(run, namespace=self.shell.user_ns, diagnosis=diagnosis, max_attempts=0, **kwargs)
         self.shell.user_ns[PLAN_NAME] = report.plan
+        if report.plan is None or not report.plan.candidates:
+            # No plan to show (an error in the cell's own code is not retried): say why rather
+            # than print nothing.
+            from wan_nb.notebook._wording import as_flags
+
+            category = (report.diagnosis or {}).get("category") or getattr(diagnosis, "category", None)
+            why = " ".join(report.notes) or (report.plan.notes[0] if report.plan and report.plan.notes else "")
+            print(as_flags(f"wan_nb: no plan for this failure ({category or 'unknown'}): "
+                           + (why or "no strategy in the catalogue applies.")))
+            if report.plan is None:
+                return None
         return report.plan
 
     def _insert(self, report: Any, run: Any) -> None:

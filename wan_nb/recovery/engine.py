@@ -16,6 +16,7 @@ diffusers' Wan defaults, and the plan says so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -85,7 +86,8 @@ def recover(
         strategies: consider only these names (or "a+b" combinations).
         force: try ``strategies`` exactly in the given order, without predictions or skips.
         max_attempts: stop after this many attempts.
-        on_start: called as ``on_start(candidate, index)`` before each attempt (live displays).
+        on_start: called as ``on_start(candidate, index)`` before each attempt (live displays); the
+            candidate's ``estimated_peak_bytes`` is the attempt's (what else is resident included).
         on_attempt: called with each :class:`Attempt` as it finishes.
         allow_remote_code: consent to run code from the model folder (``remote_code``).
         models_dir: a folder of models to take a missing or damaged component from
@@ -173,7 +175,11 @@ def recover(
             if max_attempts is not None and len(outcome.attempts) >= max_attempts:
                 outcome.notes.append(f"Stopped after {max_attempts} attempt(s) (`max_attempts`).")
                 break
-            _notify(on_start, candidate, index)
+            # The plan estimates the pipeline's own memory; what else lives on the device
+            # comes on top, so the attempt's estimate compares with its measured peak. A live
+            # display is told that same figure, so the number it shows does not change.
+            estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
+            _notify(on_start, dataclasses.replace(candidate, estimated_peak_bytes=estimate), index)
             strategy = get_strategy(candidate.strategy)
             if strategy.guidance:
                 outcome.notes.append(f"`{strategy.name}` is guidance only: {candidate.skip_reason or strategy.summary}")
@@ -181,9 +187,6 @@ def recover(
             # Only an in-place change can stay on the user's pipeline; a fresh load or a
             # changed call is the snippet's job.
             keep = apply and not explore and _keepable(strategy)
-            # The plan estimates the pipeline's own memory; what else lives on the device
-            # comes on top, so the attempt's estimate compares with its measured peak.
-            estimate = None if candidate.estimated_peak_bytes is None else candidate.estimated_peak_bytes + resident
             trial = Trial(candidate.strategy, strategy, estimate, dict(candidate.changes), keep, candidate.reason)
             attempt, value, interrupted = run_attempt(scope, run, trial, budget, reuse)
             outcome.attempts.append(attempt)
