@@ -36,6 +36,11 @@ KNOWN_MISSES = {
         "the text says a weights file is missing; only the maintainer knew the diffusers version was the cause",
     "wrapper_1366_encode_2_unexpected_pbar":
         "a bug inside the wrapper reads exactly like an installed library that is too old",
+    # A bare "NameError: name 'x' is not defined" with no frame: the same line a user's own cell
+    # prints; only the thread tells that it came from inside the package.
+    "cpppo_67_nameerror_item_in_package": "a frameless NameError reads like the user's own code",
+    "hafez_5_nameerror_typo_in_package": "a frameless NameError reads like the user's own code",
+    "reahl_230_nameerror_warnings_not_imported": "a frameless NameError reads like the user's own code",
 }
 
 
