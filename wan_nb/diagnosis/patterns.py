@@ -361,7 +361,9 @@ _INVALID = _rx(
     r"|(?:height|width|num_frames)[^\n]{0,40}(?:must|should|has to|have to)"
     r"|device type at start of device string|Invalid device string"
     r"|Input is in incorrect format|Invalid image type|image must be passed and be one of"
-    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size")
+    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size"
+    # PIL's fromarray got an array it cannot map to an image (float frames, odd channel counts).
+    r"|Cannot handle this data type")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
