@@ -701,7 +701,8 @@ _DENOISE_FUNC = re.compile(r"^(?:sample|sample_\w+|sampling_function|denoise\w*|
 _WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention\.py$|flash_attn|sageattention"
                                 r"|xformers", _I)
 _PRE_FUNC = re.compile(r"^(?:preprocess|preprocess_video|preprocess_image|_preprocess\w*|prepare_image\w*|prepare_source"
-                       r"|prepare_video\w*|load_image|load_video|resize_image|resize_and_crop\w*|center_crop\w*)$", _I)
+                       r"|prepare_video\w*|load_image|load_video|resize_image\w*|resize_and_crop\w*|center_crop\w*"
+                       r"|get_pixel_values|expand2square)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
 _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
                         r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
@@ -747,7 +748,7 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         return "preprocess", WEAK
     if "/torch/nn/modules/module.py" in path:
         return ("to_device", WEAK) if name in ("to", "_apply", "convert", "cuda", "xpu") else None
-    if "/torchvision/transforms/" in path:
+    if "/torchvision/transforms/" in path or re.search(r"/preprocess(?:or|ors|ing)?/", path):
         # torchvision's transforms (resize, to_tensor, normalize) make an input image ready.
         return "preprocess", WEAK
     if _WRAPPER_PATH.search(path):
