@@ -332,6 +332,11 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         finding = P.classify(ParsedError(message="\n".join(log)[-8000:]))
         if finding is not None:
             finding.rule += " (read from the log around the error)"
+    if finding is not None and finding.category == "user_code" and not chosen.frames and _library_frame_line(parsed):
+        # The exception line came without frames, but the traceback pasted with it runs through
+        # installed packages: not the user's own code, most likely a bug of that package or app.
+        finding = P.Finding("unknown", "an error raised inside installed code (its traceback runs through "
+                            "site-packages): a bug there, not the user's code")
     category = finding.category if finding else "unknown"
     evidence: dict[str, str | int | float] = {}
     if chosen.type:
@@ -375,6 +380,13 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         suggested=_suggest(category, stage, evidence),
         next_steps=_next_steps(category, stage, component, evidence),
     )
+
+
+_FRAME_IN_PACKAGE = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]', re.M)
+
+
+def _library_frame_line(parsed: ParsedText) -> bool:
+    return any(_FRAME_IN_PACKAGE.match(line) for line in parsed.lines[:400])
 
 
 _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_video|mimwrite|mimsave)\b")

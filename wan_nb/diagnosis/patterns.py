@@ -299,7 +299,9 @@ _CORRUPT = _rx(
     r"|not a valid JSON file|checksum|hash mismatch|\bcorrupt(?:ed)?\b|invalid magic|could not deserialize"
     r"|not a valid (?:safetensors|gguf|checkpoint)|MmapError|InvalidOffset|version https://git-lfs"
     r"|without having git-lfs|which is necessary to load this pretrained model"
-    r"|Expecting value: line \d+ column \d+")
+    r"|Expecting value: line \d+ column \d+"
+    # sentencepiece cannot parse the tokenizer file: a damaged, incomplete or wrong-format file.
+    r"|could not parse ModelProto|model_proto-(?:>|&gt;)ParseFromArray")
 _MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
 _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
                             r"(?:\.\w+)*)", _I)
@@ -333,6 +335,7 @@ _DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not foun
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
                 r"|packages? that (?:were|was) not found")
+_NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
                         r"|does not appear to have any custom code|trust_remote_code")
@@ -358,7 +361,9 @@ _INVALID = _rx(
     r"|(?:height|width|num_frames)[^\n]{0,40}(?:must|should|has to|have to)"
     r"|device type at start of device string|Invalid device string"
     r"|Input is in incorrect format|Invalid image type|image must be passed and be one of"
-    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size")
+    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size"
+    # PIL's fromarray got an array it cannot map to an image (float frames, odd channel counts).
+    r"|Cannot handle this data type")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -482,6 +487,11 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
         if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
             return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
+        if m["name"].endswith("Pipeline"):
+            # A pipeline class is what the user asked for by name: the installed package (a
+            # release, not the source or a fork with that pipeline) does not provide it.
+            return Finding("pipeline_unavailable", f"the installed {m['module'].split('.')[0]} lacks this pipeline",
+                           facts)
         return Finding("version_mismatch", "an installed library lacks a name another one imports", facts)
     m = _MODULE_NO_ATTR.search(text)
     if m:
@@ -505,7 +515,7 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         return Finding("missing_dependency", "a Python package is not installed", facts)
     m = _REQUIRES_LIB.search(text)
     pip = _PIP_INSTALL.search(text)
-    if pip and is_type(err, "ImportError") and not m:
+    if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text)):
         return Finding("missing_dependency", "the error asks for a package to be installed",
                        {"missing_package": pip["pkg"]})
     if m and (is_type(err, "ImportError", "RuntimeError", "AssertionError", "OSError") or not err.type
@@ -567,6 +577,35 @@ _PIPELINE_PATH = re.compile(r"/diffusers/pipelines/|/pipelines?/|pipeline_\w+\.p
                             r"|/video_processor\.py$", _I)
 
 
+# Two tensors whose sizes differ by exactly RGB (3) against RGBA (4) or greyscale (1): an image
+# with an alpha channel (a PNG) or one channel met an RGB mean/std or another RGB tensor.
+_SIZE_PAIR = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)"
+                        r"|Sizes of tensors must match except in dimension \d+\. Expected size (\d+) but got size (\d+)",
+                        _I)
+# An image loader returned None (cv2.imread does for a missing or unreadable path) and the
+# caller asked for its shape: the input image was never read.
+_NONE_IMAGE = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"]shape['\"]|['\"]NoneType['\"] object is not "
+                         r"subscriptable[^\n]*\bimg\b", _I)
+
+
+def raised_in_installed_code(err: ParsedError) -> bool:
+    """The deepest real frame is in an installed package (site-packages), not the user's code."""
+    frames = [f for f in err.frames if not _WRAPPER_PATH.search(f.path)]
+    return bool(frames) and bool(_LIBRARY_PATH.search(frames[-1].path)) and not frames[-1].is_user
+
+
+def channel_mismatch(text: str) -> tuple[int, int] | None:
+    m = _CHANNELS.search(text)
+    if m and {m[1], m[2]} in ({"3", "4"}, {"1", "3"}):
+        return int(m[1]), int(m[2])
+    m = _SIZE_PAIR.search(text)
+    if m:
+        a, b = (m[1], m[2]) if m[1] else (m[3], m[4])
+        if {a, b} == {"3", "4"}:
+            return int(a), int(b)
+    return None
+
+
 def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     kw = _UNEXPECTED_KW.search(text) if "unexpected keyword" in text else None
     user = raised_in_user_code(err) or (is_type(err, "NameError", "AttributeError") and in_users_script(err))
@@ -587,6 +626,17 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
                        {"callee": sig["func"]})
     if is_type(err, "SyntaxError") and (user or not err.frames):
         return Finding("user_code", "the cell's code has a syntax error")
+    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text):
+        return Finding("invalid_input", "an input image was never read (an image loader such as cv2.imread returned "
+                       "None: check the path and the file)")
+    m = _NAME_UNDEFINED.search(text)
+    if m and is_type(err, "NameError") and m["name"] not in KNOWN_PACKAGES and (
+            raised_in_installed_code(err) or (not err.frames and re.search(r"\bglobal name ['\"]", text))):
+        # Raised inside an installed package or app (Python 2's "global name" is a function's
+        # lookup, not a cell's): a bug of that code, which no fallback and no edit of the
+        # user's cell can fix; the package's next release or its maintainers can.
+        return Finding("unknown", "a name undefined inside an installed package: a bug of that package",
+                       {"undefined_name": m["name"]})
     if is_type(err, *_USER_TYPES) and user:
         m = _OBJECT_NO_ATTR.search(text)
         if m and looks_like_library_class(m["obj"]) and is_type(err, "AttributeError"):
@@ -596,11 +646,11 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     m = _NAME_UNDEFINED.search(text)
     if m and not err.frames and is_type(err, "NameError"):
         return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
-    m = _CHANNELS.search(text)
-    if m and {m[1], m[2]} in ({"3", "4"}, {"1", "3"}):
+    channels = channel_mismatch(text)
+    if channels:
         # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
         return Finding("invalid_input", "the image has the wrong number of colour channels (RGBA or greyscale for RGB)",
-                       {"expected_channels": int(m[1]), "got_channels": int(m[2])})
+                       {"expected_channels": channels[0], "got_channels": channels[1]})
     if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
             f.name in ("export_to_video", "export_to_gif") for f in err.frames):
         return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")
@@ -651,7 +701,8 @@ _DENOISE_FUNC = re.compile(r"^(?:sample|sample_\w+|sampling_function|denoise\w*|
 _WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention\.py$|flash_attn|sageattention"
                                 r"|xformers", _I)
 _PRE_FUNC = re.compile(r"^(?:preprocess|preprocess_video|preprocess_image|_preprocess\w*|prepare_image\w*|prepare_source"
-                       r"|prepare_video\w*|load_image|load_video|resize_image|resize_and_crop\w*|center_crop\w*)$", _I)
+                       r"|prepare_video\w*|load_image|load_video|resize_image\w*|resize_and_crop\w*|center_crop\w*"
+                       r"|get_pixel_values|expand2square)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
 _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
                         r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
@@ -697,6 +748,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         return "preprocess", WEAK
     if "/torch/nn/modules/module.py" in path:
         return ("to_device", WEAK) if name in ("to", "_apply", "convert", "cuda", "xpu") else None
+    if "/torchvision/transforms/" in path or re.search(r"/preprocess(?:or|ors|ing)?/", path):
+        # torchvision's transforms (resize, to_tensor, normalize) make an input image ready.
+        return "preprocess", WEAK
     if _WRAPPER_PATH.search(path):
         return None
     if path.endswith("/pipeline_utils.py") and name in ("to", "cuda"):
