@@ -133,6 +133,26 @@ def test_recover_reruns_the_failed_cell_and_keeps_its_variables(ip, wan, capsys)
     assert not isinstance(report.result, torch.Tensor)
 
 
+def test_recover_after_a_failed_decode_replays_it_and_then_holds_nothing(ip, wan, capsys):
+    _fail(ip)
+    kept = wan.recorder.last.kept
+    assert kept is not None and kept.stage == "vae_decode" and kept.latents.device.type == "cpu"
+    assert kept.seconds > 0  # the failed cell's time up to the failure, from the pre_run_cell hook
+    gone = weakref.ref(kept.latents)
+    del kept
+    ip.run_cell("%wan_recover").raise_error()
+    attempt = wan.last_report.winning_attempt
+    assert attempt.replayed == ("text_encode", "denoise") and attempt.saved_seconds > 0
+    assert ip.user_ns["video"].shape == EXPECTED_SHAPE and ip.user_ns["after"] == EXPECTED_SHAPE
+    assert "replayed: skipped text_encode + denoise" in capsys.readouterr().out
+    gc.collect()
+    assert wan.recorder.last.kept is None and gone() is None  # dropped once recovered
+
+    _fail(ip)
+    ip.run_cell("%wan_recover --no-replay").raise_error()
+    assert wan.last_report.winning_attempt.replayed == ()
+
+
 def test_a_second_recover_after_a_success_runs_it_again(ip, wan, capsys):
     _fail(ip)
     ip.run_cell("%wan_recover").raise_error()

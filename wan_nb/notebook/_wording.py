@@ -96,12 +96,27 @@ def could_not_help(candidate: Any) -> str:
 
 
 def attempt_reason(attempt: Any, candidate: Any = None) -> str:
-    """One line for an attempt's row: the failure's short fact (and why it could not have helped), or why it was tried."""
+    """One line for an attempt's row: the failure's short fact (and why it could not have helped), or why it was tried.
+
+    An attempt that reused the failed run's work says so at the end (and what that saved).
+    """
+    replay = replay_fact(attempt)
     if attempt.status == "success" or not (attempt.error or attempt.diagnosis):
-        return first_sentence((attempt.reason or "").split(";")[0])
-    fact = failure_fact(attempt)
-    why_not = could_not_help(candidate)
-    return fact + (f" — expected: {why_not}" if why_not else "")
+        line = first_sentence((attempt.reason or "").split(";")[0])
+    else:
+        why_not = could_not_help(candidate)
+        line = failure_fact(attempt) + (f" — expected: {why_not}" if why_not else "")
+    return f"{line}; {replay}" if replay and line else (replay or line)
+
+
+def replay_fact(attempt: Any) -> str:
+    """``replayed: skipped text_encode + denoise (saved 41.2 s)``, or why the attempt ran in full."""
+    replayed = getattr(attempt, "replayed", ())
+    if replayed:
+        saved = getattr(attempt, "saved_seconds", None)
+        return f"replayed: skipped {' + '.join(replayed)}" + (f" (saved {saved:.1f} s)" if saved is not None else "")
+    note = getattr(attempt, "replay_note", None)
+    return f"ran in full: {note}" if note else ""
 
 
 def peak_label(attempt_or_row: Any, text: str) -> str:
