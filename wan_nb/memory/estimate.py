@@ -422,18 +422,31 @@ def estimate_memory(
     z, lat_t, lat_h, lat_w = A.latent_shape(vae_cfg, settings.num_frames, settings.height, settings.width)
     n_tokens = A.tokens(tf_cfg, lat_t, lat_h, lat_w)
     expand = bool((report.pipeline_config or {}).get("expand_timesteps"))
-    image_to_video = "ImageToVideo" in (report.pipeline_class or "")
+    pipeline_class = report.pipeline_class or ""
+    image_to_video = "ImageToVideo" in pipeline_class
+    vace = "VACE" in pipeline_class
+    video_to_video = "VideoToVideo" in pipeline_class
+    # Every kind that runs the VAE encoder before denoising: I2V (the condition frame and its
+    # zero padding), V2V (the input video), VACE (the control video, inactive and reactive).
+    encodes = image_to_video or vace or video_to_video
     te_info = comps.get("text_encoder")
     te_cfg = dict(te_info.config or {}) if te_info else {}
     L = settings.max_sequence_length
     act: dict[str, int] = {}
     if te_info is not None:
         act["text_encode"] = A.predict("text_encoder", A.text_encoder_features(te_cfg, L, b))
-    if image_to_video:
+    # The preprocessed input video (float32, as the video processor returns it) of V2V / VACE.
+    in_video = int(A.video_bytes(settings.num_frames, settings.height, settings.width, 4)) if (vace or video_to_video) else 0
+    if encodes:
         act["vae_encode"] = A.predict(
             f"{A.vae_family(vae_cfg)}_encode",
             A.vae_encode_features(vae_cfg, settings.num_frames, settings.height, settings.width, vb),
         )
+        if vace:
+            # WanVACEPipeline.prepare_video_latents encodes `video * (1 - mask)` then `video * mask`:
+            # while the first encodes, its mask, the binarised mask and the reactive copy are alive
+            # beside the video the pipeline holds (four video-sized tensors; counted, not fitted).
+            act["vae_encode"] += 4 * in_video
     act["denoise"] = batch * A.predict("transformer", A.transformer_features(tf_cfg, n_tokens, b, expand))
     if "layerwise_fp8" in parts:
         act["denoise"] += max(weights[n].largest_cast for n in weights if n.startswith("transformer"))
@@ -468,17 +481,29 @@ def estimate_memory(
     # + the step's temporaries: eight latent-sized float32 tensors. Image-to-video also holds
     # the encoded condition (latent channels + 4 mask channels).
     denoise_held = 8 * latent + (latent * (z + 4) // z if image_to_video else 0)
+    if vace:
+        # VACE: __call__ keeps the control video and its mask through the loop, and the
+        # transformer reads the control latents (inactive + reactive + the 8x8 pixel mask,
+        # ``vace_in_channels``); its VACE blocks' hints (one N x D per VACE layer) live for the
+        # whole forward pass.
+        vace_in = int(tf_cfg.get("vace_in_channels", 96))
+        hints = len(tf_cfg.get("vace_layers") or ()) + 1
+        D = A.transformer_width(tf_cfg)[0]
+        denoise_held += 2 * in_video + latent * vace_in // z
+        act["denoise"] += batch * hints * n_tokens * D * b
+    elif video_to_video:
+        denoise_held += in_video  # the preprocessed input video stays referenced by __call__
     held = {
         "text_encode": 0,
-        "vae_encode": embeds,
+        "vae_encode": embeds + (in_video if video_to_video else 0),
         "denoise": embeds + denoise_held,
-        "vae_decode": embeds + 3 * latent,
+        "vae_decode": embeds + 3 * latent + (3 if vace else 1 if video_to_video else 0) * in_video,
         "postprocess": embeds + int(video),
     }
 
     # -- weights on the device in each stage -----------------------------------------------------
     stages = [s for s in STAGE_ORDER if s in act]
-    resident, baseline, notes = _placement(parts, weights, stages, image_to_video, on_cpu, device)
+    resident, baseline, notes = _placement(parts, weights, stages, encodes, on_cpu, device)
     assumptions.extend(notes)
     if "text_encoder_cpu" in parts and not on_cpu:
         act["text_encode"] = 0
