@@ -83,6 +83,8 @@ class MemoryEstimate:
     peak_stage: str = ""
     requested_settings: GenerationSettings | None = None
     source: str = "estimate"
+    # What the estimate chose for a strategy: {"vae_tile": px or None} under vae_tiling.
+    choices: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source != "estimate":
@@ -104,6 +106,7 @@ class MemoryEstimate:
             "device": self.device,
             "assumptions": list(self.assumptions),
             "source": self.source,
+            "choices": dict(self.choices),
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class MemoryEstimate:
             peak_stage=str(data.get("peak_stage", "")),
             requested_settings=GenerationSettings.from_dict(requested) if requested else None,
             source=str(data.get("source", "estimate")),
+            choices=dict(data.get("choices") or {}),
         )
 
     def to_frame(self):
@@ -239,6 +243,7 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
     """Resident bytes of a component; ``mode`` is None, ``"fp8"``, ``"int8"`` or ``"nf4"``."""
     base = A.DTYPE_BYTES[dtype]
     is_transformer = info.name.startswith("transformer")
+    is_text_encoder = info.name.startswith("text_encoder")
     keep_fp32 = is_transformer and dtype != "float32"
     # transformers keeps T5's `wo` in float32 only for float16 loads.
     keep_wo = info.name.startswith("text_encoder") and dtype == "float16"
@@ -275,8 +280,12 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
         w.largest_leaf = max(w.largest_leaf, nbytes)
         if mode == "fp8" and layer:
             w.largest_cast = max(w.largest_cast, sum(n for _, n, _ in tensors) * base)
-        if is_transformer and len(parts) >= 2 and parts[0] == "blocks" and parts[1].isdigit():
-            blocks[int(parts[1])] = blocks.get(int(parts[1]), 0) + nbytes
+        if is_transformer and len(parts) >= 2 and parts[0] in ("blocks", "vace_blocks") and parts[1].isdigit():
+            key = int(parts[1]) + (100_000 if parts[0] == "vace_blocks" else 0)  # VACE's blocks: a list of their own
+            blocks[key] = blocks.get(key, 0) + nbytes
+        elif is_text_encoder and len(parts) >= 3 and parts[:2] == ["encoder", "block"] and parts[2].isdigit():
+            # T5/UMT5: wan_nb's group_offload reaches encoder.block through `block_modules`.
+            blocks[int(parts[2])] = blocks.get(int(parts[2]), 0) + nbytes
         else:
             w.unmatched += nbytes
     w.blocks = [blocks[i] for i in sorted(blocks)]
@@ -341,6 +350,7 @@ def estimate_memory(
     device: str = "cuda",
     vae_dtype: str | None = None,
     output_type: str = "np",
+    memory_available: int | None = None,
 ) -> MemoryEstimate:
     """Predict the peak device memory of one pipeline call.
 
@@ -357,6 +367,9 @@ def estimate_memory(
             half-precision dtype under ``half_precision``.
         output_type: the call's ``output_type``; ``"latent"`` skips the VAE decode and the
             post-processing, as the pipeline does.
+        memory_available: bytes the call may use on the device. Under ``vae_tiling`` the tile
+            is then the largest whose predicted decode peak fits (``wan_nb.memory.tiles``), as
+            the strategy picks it when it knows the budget; ``choices["vae_tile"]`` says which.
     """
     report = _as_report(report)
     settings = settings or GenerationSettings()
@@ -507,6 +520,25 @@ def estimate_memory(
     assumptions.extend(notes)
     if "text_encoder_cpu" in parts and not on_cpu:
         act["text_encode"] = 0
+    choices: dict[str, Any] = {}
+    if "vae_tiling" in parts and "vae_decode" in act:
+        choices["vae_tile"] = _tiling_kwargs(settings, spatial, device).get("tile_sample_min_height")
+        if memory_available is not None:
+            from wan_nb.memory.tiles import choose_tiling
+
+            choice = choose_tiling(
+                vae_cfg, settings.height, settings.width, frames_out, memory_available,
+                reserved_bytes=resident["vae_decode"] + held["vae_decode"], vae_dtype_bytes=vb,
+                batch=1 if "vae_slicing" in parts else batch,
+            )  # fmt: skip
+            act["vae_decode"] = choice.predicted_bytes
+            choices["vae_tile"] = choice.tile
+            assumptions = [a for a in assumptions if not a.startswith("vae_tiling:")]
+            assumptions.append(
+                f"vae_tiling: tile chosen by prediction for {format_bytes(memory_available)} available: "
+                + (f"{choice.tile} px, {choice.count} tiles" if choice.tile else "none needed (decodes whole)")
+                + ("" if choice.fits else " (the smallest predicted peak; none fits)") + "."
+            )
 
     by_stage: dict[str, int] = {"weights": int(baseline)}
     detail: dict[str, dict[str, int]] = {}
@@ -540,6 +572,7 @@ def estimate_memory(
         parts=detail,
         peak_stage=peak_stage,
         requested_settings=requested if requested != settings else None,
+        choices=choices,
     )
 
 
@@ -616,8 +649,8 @@ def _placement(
                 resident[stage] = max(resident[stage], need)
         notes.append(
             f"group_offload (block level, one block per group{', CUDA streams' if prefetch == 2 else ''}): the "
-            f"running model's non-block weights plus {prefetch} block(s); models without top-level block lists "
-            "(the UMT5 text encoder, the VAE) are moved whole."
+            f"running model's non-block weights plus {prefetch} block(s); the T5/UMT5 text encoder by its "
+            "encoder blocks (block_modules), its embedding always on; the VAE, without block lists, moved whole."
         )
         return resident, 0, notes
 

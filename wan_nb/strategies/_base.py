@@ -31,6 +31,9 @@ class StrategyContext:
     # model folder's own code.
     models_dir: str | None = None
     allow_remote_code: bool = False
+    # Bytes the call may use on the device, when known (a budget): vae_tiling then picks the
+    # largest tile predicted to fit (wan_nb.memory.tiles) instead of a fixed size.
+    memory_available: int | None = None
 
     @property
     def device_type(self) -> str:

@@ -71,6 +71,10 @@ def tiling_kwargs(ctx: StrategyContext, spatial: int = 8) -> dict[str, int]:
     The Wan VAE tiles only sides above ``tile_sample_min`` (256 px by default), so for a
     small video (tests, previews) half the short side is used, with diffusers' 3/4 stride.
     """
+    if ctx.changes.get("vae_tile"):  # chosen by prediction (tiles.choose_tiling), by the setup or a plan
+        from wan_nb.memory.tiles import tile_kwargs
+
+        return tile_kwargs(int(ctx.changes["vae_tile"]), spatial)
     s = ctx.settings
     if s is None or max(s.height, s.width) > 256:
         return {}
@@ -88,7 +92,32 @@ def _vae_spatial(vae: Any) -> int:
     return int(getattr(vae, "spatial_compression_ratio", None) or getattr(vae.config, "scale_factor_spatial", 8))
 
 
+def _predicted_tile(pipe: Any, ctx: StrategyContext) -> int | None:
+    """The largest tile predicted to fit ``ctx.memory_available`` (None: decode whole, or unknown)."""
+    from wan_nb.memory.tiles import choose_tiling
+
+    s = ctx.settings
+    vae = pipe.vae
+    temporal = int(getattr(vae.config, "scale_factor_temporal", 4) or 4)
+    frames = (s.num_frames - 1) // temporal * temporal + 1
+    # What is on the device at decode time besides the decode: the weights already there
+    # (the VAE's alone under an offload, which moves it there for the decode).
+    on_device = sum(p.numel() * p.element_size() for m in pipe.components.values()
+                    if hasattr(m, "parameters") for p in m.parameters() if p.device.type == ctx.device_type)
+    reserved = on_device or sum(p.numel() * p.element_size() for p in vae.parameters())
+    vae_bytes = next(vae.parameters()).element_size()
+    choice = choose_tiling(dict(vae.config), s.height, s.width, frames, ctx.memory_available,
+                           reserved_bytes=reserved, vae_dtype_bytes=vae_bytes, batch=s.batch_size)
+    return choice.tile
+
+
 def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
+    if ctx.memory_available is not None and ctx.settings is not None and not ctx.changes.get("vae_tile"):
+        tile = _predicted_tile(pipe, ctx)
+        # recorded so that the snippet written from this context carries the same size
+        ctx.changes["vae_tile"] = tile
+        if tile is None:
+            return  # predicted to fit untiled: tiling would only slow the decode
     pipe.vae.enable_tiling(**tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
 
 
@@ -134,28 +163,64 @@ def _group_kwargs(ctx: StrategyContext) -> dict[str, Any]:
     }
 
 
-def _group_setup(pipe: Any, ctx: StrategyContext) -> None:
+def _encoder_block_modules(component: Any) -> list[str] | None:
+    """``["encoder"]`` for a T5/UMT5 encoder, whose block list sits one level down (``encoder.block``).
+
+    Block-level group offloading looks for block lists among the top-level children only;
+    a T5 encoder has none there, so without this it moves the whole encoder (UMT5-XXL: 11 GB
+    in bfloat16) to the device as one group.
+    """
+    encoder = getattr(component, "encoder", None)
+    blocks = getattr(encoder, "block", None)
     import torch
 
-    kwargs = _group_kwargs(ctx)
-    if hasattr(pipe, "enable_group_offload"):
-        pipe.enable_group_offload(**kwargs)
-        return
+    return ["encoder"] if isinstance(blocks, torch.nn.ModuleList) and len(blocks) else None
+
+
+@lru_cache(maxsize=1)
+def _has_block_modules() -> bool:
+    import inspect
+
     from diffusers.hooks import apply_group_offloading
 
+    return "block_modules" in inspect.signature(apply_group_offloading).parameters
+
+
+def _group_setup(pipe: Any, ctx: StrategyContext) -> None:
+    # As pipe.enable_group_offload does it, component by component, except that a text
+    # encoder is offloaded by its blocks (block_modules; leaf by leaf where diffusers lacks it).
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    kwargs = _group_kwargs(ctx)
     for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
+        if not isinstance(component, torch.nn.Module):
+            continue
+        inner = _encoder_block_modules(component)
+        if inner and _has_block_modules():
+            apply_group_offloading(component, **kwargs, block_modules=inner)
+        elif inner:
+            apply_group_offloading(component, **{**kwargs, "offload_type": "leaf_level", "num_blocks_per_group": None})
+        elif hasattr(component, "enable_group_offload"):
+            component.enable_group_offload(**kwargs)
+        else:
             apply_group_offloading(component, **kwargs)
 
 
 def _group_code(ctx: StrategyContext) -> Code:
     stream = ctx.device_type == "cuda"
+    # Component by component rather than {pipe}.enable_group_offload: the text encoder's
+    # blocks sit one level down (encoder.block), and only block_modules reaches them.
     return Code(
-        placement=(
-            f"{{pipe}}.enable_group_offload(onload_device=torch.device({ctx.device!r}), "
-            'offload_device=torch.device("cpu"), offload_type="block_level", '
-            f"num_blocks_per_group=1, use_stream={stream})  # instead of {{pipe}}.to(...)"
-        )
+        imports=["from diffusers.hooks import apply_group_offloading"],
+        placement="# no {pipe}.to(...): group offloading places the weights",
+        setup=[
+            "for name, component in {pipe}.components.items():",
+            "    if isinstance(component, torch.nn.Module):",
+            f"        apply_group_offloading(component, onload_device=torch.device({ctx.device!r}), "
+            'offload_device=torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1, '
+            f'use_stream={stream}, block_modules=["encoder"] if name.startswith("text_encoder") else None)',
+        ],
     )
 
 
