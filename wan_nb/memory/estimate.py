@@ -217,6 +217,9 @@ class _Weights:
     largest_leaf: int = 0  # the largest single module (sequential offloading)
     largest_cast: int = 0  # the largest float8-stored layer, upcast while it runs
     exact: bool = True
+    # The VAE's halves as group offloading splits them (its _group_offload_block_modules):
+    # "decoder"/"encoder" -> [weights outside the up/down block lists, + the (post_)quant_conv, blocks...]
+    halves: dict[str, list[int]] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=64)
@@ -257,6 +260,9 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
         modules.setdefault(module, []).append((leaf, numel, shape))
     w = _Weights()
     blocks: dict[int, int] = {}
+    is_vae = info.name.startswith("vae")
+    half_rest = {"decoder": 0, "encoder": 0}
+    half_blocks: dict[str, dict[int, int]] = {"decoder": {}, "encoder": {}}
     for module, tensors in modules.items():
         parts = module.split(".")
         # A Linear or Conv layer: a weight of two or more dimensions (embeddings excluded by name).
@@ -288,7 +294,16 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
             blocks[int(parts[2])] = blocks.get(int(parts[2]), 0) + nbytes
         else:
             w.unmatched += nbytes
+        if is_vae and parts[0] in half_rest:
+            if len(parts) >= 3 and parts[1] in ("up_blocks", "down_blocks") and parts[2].isdigit():
+                half_blocks[parts[0]][int(parts[2])] = half_blocks[parts[0]].get(int(parts[2]), 0) + nbytes
+            else:
+                half_rest[parts[0]] += nbytes
+        elif is_vae and parts[0] in ("post_quant_conv", "quant_conv"):
+            half_rest["decoder" if parts[0] == "post_quant_conv" else "encoder"] += nbytes
     w.blocks = [blocks[i] for i in sorted(blocks)]
+    if is_vae and any(half_blocks.values()):
+        w.halves = {k: [half_rest[k]] + [half_blocks[k][i] for i in sorted(half_blocks[k])] for k in half_rest}
     return w
 
 
@@ -645,12 +660,17 @@ def _placement(
         for stage in stages:
             for name in runner[stage]:
                 w = weights[name]
-                need = w.unmatched + prefetch * max(w.blocks, default=0) if w.blocks else w.total
+                half = w.halves.get("decoder" if stage == "vae_decode" else "encoder") if w.halves else None
+                if half:  # the VAE by the block lists of the half that runs
+                    need = half[0] + prefetch * max(half[1:], default=0)
+                else:
+                    need = w.unmatched + prefetch * max(w.blocks, default=0) if w.blocks else w.total
                 resident[stage] = max(resident[stage], need)
         notes.append(
             f"group_offload (block level, one block per group{', CUDA streams' if prefetch == 2 else ''}): the "
             f"running model's non-block weights plus {prefetch} block(s); the T5/UMT5 text encoder by its "
-            "encoder blocks (block_modules), its embedding always on; the VAE, without block lists, moved whole."
+            "encoder blocks (block_modules), its embedding always on; the VAE by the up/down blocks of the half "
+            "that runs (diffusers' block_modules for AutoencoderKLWan)."
         )
         return resident, 0, notes
 
