@@ -465,7 +465,10 @@ def estimate_memory(
         act["text_encode"] = A.predict("text_encoder", A.text_encoder_features(te_cfg, L, b))
     # The preprocessed input video (float32, as the video processor returns it) of V2V / VACE.
     in_video = int(A.video_bytes(settings.num_frames, settings.height, settings.width, 4)) if (vace or video_to_video) else 0
-    if encodes:
+    if encodes and "vae_tiling" in parts:  # enable_tiling tiles the encode too
+        act["vae_encode"] = A.vae_tiled_encode_bytes(vae_cfg, settings.num_frames, settings.height, settings.width,
+                                                     vb, _tiling_kwargs(settings, spatial, device))  # fmt: skip
+    elif encodes:
         act["vae_encode"] = A.predict(
             f"{A.vae_family(vae_cfg)}_encode",
             A.vae_encode_features(vae_cfg, settings.num_frames, settings.height, settings.width, vb),

@@ -375,6 +375,27 @@ def _frames_call(ctx: StrategyContext) -> dict[str, Any]:
     return {"num_frames": smaller.num_frames} if smaller else {}
 
 
+def _frames_rewrite(pipe: Any, kwargs: dict[str, Any], ctx: StrategyContext) -> dict[str, Any]:
+    """Shorten the input videos with the clip: V2V takes its length from `video` (no `num_frames`),
+    VACE's control `video` and `mask` give one frame per output frame."""
+    import inspect
+
+    frames = kwargs.get("num_frames")
+    if not frames:
+        return kwargs
+    for key in ("video", "mask"):
+        value = kwargs.get(key)
+        if isinstance(value, (list, tuple)) and len(value) > frames:
+            kwargs[key] = list(value[:frames])
+    try:
+        accepts = "num_frames" in inspect.signature(type(pipe).__call__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - an unusual callable
+        accepts = True
+    if not accepts:
+        kwargs.pop("num_frames")
+    return kwargs
+
+
 def _resolution_call(ctx: StrategyContext) -> dict[str, Any]:
     if ctx.changes.get("height") and ctx.changes.get("width"):
         return {"height": ctx.changes["height"], "width": ctx.changes["width"]}
@@ -574,6 +595,7 @@ CATALOGUE: tuple[Strategy, ...] = (
         degraded=True,
         cost_rank=20,
         _call=_frames_call,
+        _rewrite=_frames_rewrite,
         _code=_call_code(_frames_call),
     ),
     Strategy(
