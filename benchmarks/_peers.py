@@ -84,12 +84,18 @@ def comfyui_peak(report: Any, est: Any, *, accelerator: bool, vae_dtype: str = "
     return max(stages.values()) + (COMFYUI_RESERVE if accelerator else 0)
 
 
-def accelerate_peak(report: Any, est: Any, strategy: str, left_out: tuple[str, ...] = ()) -> float:
-    """accelerate's rule: parameters x the run's dtype, + 20 %; the largest model under an offload."""
+def accelerate_peak(report: Any, est: Any, strategy: str, left_out: tuple[str, ...] = (), *,
+                    accelerator: bool = True) -> float:  # fmt: skip
+    """accelerate's rule: parameters x the run's dtype, + 20 %.
+
+    On an accelerator it sizes what the strategy puts there: the largest model under an
+    offload, the pipeline without its text encoder under ``text_encoder_cpu``. On the CPU
+    every model stays in the one memory, so the whole pipeline.
+    """
     b = _DTYPE[est.settings.dtype]
-    skip = ("text_encoder",) if "text_encode" in left_out or "text_encoder_cpu" in strategy else ()
-    sizes = {n: c.parameters * b for n, c in _components(report).items() if not n.startswith(skip or ("\0",))}
-    offloads = any(p in strategy for p in OFFLOADING)
+    skip = "text_encode" in left_out or (accelerator and "text_encoder_cpu" in strategy)
+    sizes = {n: c.parameters * b for n, c in _components(report).items() if not (skip and n.startswith("text_encoder"))}
+    offloads = accelerator and any(p in strategy for p in OFFLOADING)
     return 1.2 * (max(sizes.values()) if offloads else sum(sizes.values()))
 
 

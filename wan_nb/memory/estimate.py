@@ -528,7 +528,7 @@ def estimate_memory(
         "text_encode": 0,
         "vae_encode": embeds + (in_video if video_to_video else 0),
         "denoise": embeds + denoise_held,
-        "vae_decode": embeds + 3 * latent + (3 if vace else 1 if video_to_video else 0) * in_video,
+        "vae_decode": embeds + 3 * latent + (2 if vace else 1 if video_to_video else 0) * in_video,
         "postprocess": embeds + int(video),
     }
 
