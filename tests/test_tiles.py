@@ -71,9 +71,10 @@ def test_vae_tiling_applies_the_predicted_tile_and_the_decode_fits(tiny_path):
     available = int(weights + 0.6 * (whole.peak_bytes - whole.baseline_bytes))
     ctx = StrategyContext(device="cpu", settings=GenerationSettings(h, w, 9), memory_available=available)
     get_strategy("vae_tiling").apply(pipe, "cpu", ctx)
-    tile = ctx.changes["vae_tile"]
+    tile = ctx.choices["vae_tile"]
+    assert "vae_tile" not in ctx.changes  # never a call argument
     assert tile and pipe.vae.use_tiling and pipe.vae.tile_sample_min_height == tile
     with torch.no_grad(), measure("cpu") as tiled:
         pipe.vae.decode(latents, return_dict=False)
     assert weights + tiled.peak_bytes - tiled.baseline_bytes <= available
-    assert f"tile_sample_min_height={tile}" in get_strategy("vae_tiling").snippet(changes={"vae_tile": tile})
+    assert f"tile_sample_min_height={tile}" in get_strategy("vae_tiling").snippet(choices={"vae_tile": tile})

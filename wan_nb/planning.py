@@ -291,13 +291,14 @@ _DECODE_STAGES = ("vae_decode", "postprocess")
 
 
 def _estimate(report: Any, settings: GenerationSettings, strategy: str | None, device: str,
-              decode: bool = True) -> tuple[int | None, str | None]:
+              decode: bool = True, available: int | None = None) -> tuple[int | None, str | None]:
     if report is None:
         return None, "no model folder or component report to estimate from"
     try:
         from wan_nb.memory.estimate import estimate_memory
 
-        est = estimate_memory(report, settings, strategy, device=device)
+        # vae_tiling picks its tile for the memory there is (wan_nb.memory.tiles): estimate that tile.
+        est = estimate_memory(report, settings, strategy, device=device, memory_available=available)
         if not decode:
             # `output_type="latent"`: the call stops after denoising, so the decode's peak
             # never happens.
@@ -440,7 +441,8 @@ def plan(
             if not changes:
                 skip = skip or "the video is already as small as this strategy makes it"
         else:
-            peak, problem = _estimate(report, settings, non_degraded, est_device, decode)
+            peak, problem = _estimate(report, settings, non_degraded, est_device, decode,
+                                      None if available_bytes is None else int(available_bytes * (1.0 - margin)))
             peak = None if peak is None else peak + extra
             fit = _fit(peak, available_bytes, margin)
         if problem and problem not in estimate_problems:

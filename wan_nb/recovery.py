@@ -459,6 +459,7 @@ class _Session:
             changes=dict(self.changes),
             models_dir=self.engine.models_dir,
             allow_remote_code=self.engine.allow_remote_code,
+            memory_available=self.engine.available,
         )
 
     def _to_policy(self) -> str | None:
@@ -639,6 +640,7 @@ class _Engine:
         self.budget = budget
         self.settings = settings
         self.observed = _Observed()
+        self.available: int | None = None  # the plan's memory available (vae_tiling sizes its tile by it)
 
     def remember(self, pipe: Any) -> None:
         if not any(p is pipe for p in self.pipelines):
@@ -967,6 +969,9 @@ def recover(
         allow_remote_code=bool(allow_remote_code),
         models_dir=models_dir,
     )
+    # the plan's safety margin kept free, as the plan's estimates assume
+    engine.available = (None if the_plan.available_bytes is None
+                        else int(the_plan.available_bytes * (1.0 - the_plan.margin)))
     if force and the_plan.category in NOT_RETRIED:
         candidates = [Candidate(strategy=get_strategy(s).name, kind=get_strategy(s).kind, status="planned",
                                 reason="given with force=True") for s in strategies]

@@ -71,10 +71,10 @@ def tiling_kwargs(ctx: StrategyContext, spatial: int = 8) -> dict[str, int]:
     The Wan VAE tiles only sides above ``tile_sample_min`` (256 px by default), so for a
     small video (tests, previews) half the short side is used, with diffusers' 3/4 stride.
     """
-    if ctx.changes.get("vae_tile"):  # chosen by prediction (tiles.choose_tiling), by the setup or a plan
+    if ctx.choices.get("vae_tile"):  # chosen by prediction (tiles.choose_tiling), by the setup or a plan
         from wan_nb.memory.tiles import tile_kwargs
 
-        return tile_kwargs(int(ctx.changes["vae_tile"]), spatial)
+        return tile_kwargs(int(ctx.choices["vae_tile"]), spatial)
     s = ctx.settings
     if s is None or max(s.height, s.width) > 256:
         return {}
@@ -112,10 +112,10 @@ def _predicted_tile(pipe: Any, ctx: StrategyContext) -> int | None:
 
 
 def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
-    if ctx.memory_available is not None and ctx.settings is not None and not ctx.changes.get("vae_tile"):
+    if ctx.memory_available is not None and ctx.settings is not None and not ctx.choices.get("vae_tile"):
         tile = _predicted_tile(pipe, ctx)
         # recorded so that the snippet written from this context carries the same size
-        ctx.changes["vae_tile"] = tile
+        ctx.choices["vae_tile"] = tile
         if tile is None:
             return  # predicted to fit untiled: tiling would only slow the decode
     pipe.vae.enable_tiling(**tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
