@@ -78,3 +78,45 @@ def test_vae_tiling_applies_the_predicted_tile_and_the_decode_fits(tiny_path):
         pipe.vae.decode(latents, return_dict=False)
     assert weights + tiled.peak_bytes - tiled.baseline_bytes <= available
     assert f"tile_sample_min_height={tile}" in get_strategy("vae_tiling").snippet(choices={"vae_tile": tile})
+
+
+def test_recover_under_a_budget_runs_the_tile_it_predicted(tiny_path):
+    import torch
+    from diffusers import DiffusionPipeline
+
+    import wan_nb
+    from wan_nb.fixtures import tiny_call_kwargs
+    from wan_nb.memory import measure
+
+    pipe = DiffusionPipeline.from_pretrained(tiny_path("wan2.1-t2v", 2))
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(height=192, width=192, num_frames=9)
+    with torch.no_grad(), measure("cpu", pipeline=pipe) as whole:
+        pipe(**tiny_call_kwargs(**kwargs))
+    weights = sum(p.numel() * p.element_size() for m in pipe.components.values() if hasattr(m, "parameters")
+                  for p in m.parameters())  # fmt: skip
+    # a budget the untiled call exceeds: the weights and 70 % of what the call adds above them
+    budget = int(weights + 0.7 * (whole.peak_bytes - whole.baseline_bytes))
+    settings = GenerationSettings(192, 192, 9, num_inference_steps=2, dtype="float32", max_sequence_length=32)
+    seen = []
+
+    def look(p, step, timestep, tensors):  # the strategy is set up by the time the steps run
+        seen.append(p.vae.tile_sample_min_height if p.vae.use_tiling else None)
+        return tensors
+
+    def run():
+        with torch.no_grad():
+            return pipe(**tiny_call_kwargs(**kwargs), callback_on_step_end=look)
+
+    report = wan_nb.recover(run, pipeline=pipe, budget=budget, settings=settings, strategies=["vae_tiling"],
+                            error=torch.OutOfMemoryError("CUDA out of memory"), device="cpu")  # fmt: skip
+    attempt = report.attempts[0]
+    assert report.winner == "vae_tiling" and attempt.succeeded
+    assert attempt.measured_peak_bytes <= budget
+    tile = seen[-1]
+    # the tile the plan estimated is the one that ran: the largest predicted to fit
+    vae = dict(pipe.vae.config)
+    assert tile is not None
+    assert A.vae_tiled_decode_bytes(vae, 9, 192, 192, 4, tile_kwargs(tile)) + weights <= budget
+    assert tile == 176 or A.vae_tiled_decode_bytes(vae, 9, 192, 192, 4, tile_kwargs(tile + 16)) + weights > budget * 0.9
+    assert not pipe.vae.use_tiling  # the pipeline is put back afterwards
