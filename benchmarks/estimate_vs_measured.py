@@ -267,6 +267,7 @@ def table_cpu(grid) -> dict[str, list[float]]:
     print("-" * len(head))
     errors: dict[str, list] = {"wan_nb": [], **{p: [] for p in PEERS}}
     act_errors = []
+    kinds: dict[str, list[float]] = {}
     host = _host_bytes()
     for variant, size, h, w, frames, strategy, *rest in grid:
         extra = rest[0] if rest else {}
@@ -288,6 +289,7 @@ def table_cpu(grid) -> dict[str, list[float]]:
         above_e = est.peak_bytes - est.weights_bytes
         act_err = (above_e - above_m) / above_m if above_m > 0 else float("nan")
         errors["wan_nb"].append(abs(err))
+        kinds.setdefault(variant, []).append(abs(err))
         act_errors.append(abs(act_err))
         cells = ""
         for name in PEERS:
@@ -309,6 +311,8 @@ def table_cpu(grid) -> dict[str, list[float]]:
     _summary(f"absolute error of the peak over {len(errors['wan_nb'])} CPU runs (target for wan_nb: median <= 10 %, "
              "worst <= 25 %, both below every peer's)", errors)  # fmt: skip
     print(f"  wan_nb above the weights: median {statistics.median(act_errors):.1%}, worst {max(act_errors):.1%}")
+    print("  wan_nb by pipeline kind: " + "; ".join(
+        f"{k} median {statistics.median(v):.1%}, worst {max(v):.1%} ({len(v)})" for k, v in kinds.items()))
     return errors
 
 
@@ -533,7 +537,7 @@ def table_tiles() -> None:
             else:
                 need = A.vae_decode_bytes(vae_cfg, frames, settings.height, settings.width, 4)
             peak = reserved + need
-            print(f"  {label.split(' (')[0][:33]:<34}{card / 2**30:>5.0f}GiB  {chooser:<9}{(str(tile) if tile else 'none'):>6}"
+            print(f"  {label.split(' (')[0].split(',')[0][:33]:<34}{card / 2**30:>5.0f}GiB  {chooser:<9}{(str(tile) if tile else 'none'):>6}"
                   f"{(layout.get('count', 1) if layout['tiled'] else 1):>6}{peak / 1e9:>20.1f} GB"
                   f"{('yes' if peak <= card else 'NO'):>6}")  # fmt: skip
 

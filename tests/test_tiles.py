@@ -30,6 +30,11 @@ def test_the_largest_tile_that_fits_is_chosen():
     assert tighter.tile is None or tighter.tile <= choice.tile
 
 
+def test_the_strategy_form_always_tiles():
+    choice = choose_tiling(VAE21, 480, 832, 81, 80 * GIB, allow_whole=False)
+    assert choice.tile == 816 and choice.count > 1 and choice.fits  # the largest tile under the long side
+
+
 def test_reserved_bytes_count_against_the_budget_and_nothing_fitting_is_said():
     free = choose_tiling(VAE21, 480, 832, 81, 12 * GIB)
     busy = choose_tiling(VAE21, 480, 832, 81, 12 * GIB, reserved_bytes=6 * GIB)
@@ -46,8 +51,9 @@ def test_estimate_under_a_budget_reports_the_tile(synth_path):
     settings = GenerationSettings(480, 832, 81)
     roomy = estimate_memory(report, settings, "model_cpu_offload+vae_tiling", memory_available=80 * GIB)
     tight = estimate_memory(report, settings, "model_cpu_offload+vae_tiling", memory_available=6 * GIB)
-    assert roomy.choices["vae_tile"] is None
-    assert tight.choices["vae_tile"] and tight.by_stage["vae_decode"] < roomy.by_stage["vae_decode"]
+    # vae_tiling always tiles (it runs because a decode failed): the largest tile when memory is ample
+    assert roomy.choices["vae_tile"] > tight.choices["vae_tile"] > 0
+    assert tight.by_stage["vae_decode"] < roomy.by_stage["vae_decode"]
     assert tight.by_stage["vae_decode"] <= 6 * GIB
     assert any("chosen by prediction" in a for a in tight.assumptions)
     assert MemoryEstimate.from_dict(tight.to_dict()).choices == tight.choices

@@ -442,7 +442,8 @@ def plan(
                 skip = skip or "the video is already as small as this strategy makes it"
         else:
             peak, problem = _estimate(report, settings, non_degraded, est_device, decode,
-                                      None if available_bytes is None else int(available_bytes * (1.0 - margin)))
+                                      None if available_bytes is None or (is_cpu and budget_bytes is None)
+                                      else int(available_bytes * (1.0 - margin)))
             peak = None if peak is None else peak + extra
             fit = _fit(peak, available_bytes, margin)
         if problem and problem not in estimate_problems:

@@ -969,9 +969,12 @@ def recover(
         allow_remote_code=bool(allow_remote_code),
         models_dir=models_dir,
     )
-    # the plan's safety margin kept free, as the plan's estimates assume
-    engine.available = (None if the_plan.available_bytes is None
-                        else int(the_plan.available_bytes * (1.0 - the_plan.margin)))
+    # vae_tiling sizes its tile for the memory there is, where that is known: a budget, or an
+    # accelerator's free memory (a budget's ballast included). A CPU's free host memory says
+    # nothing of a budget the cell sets itself, so there the strategy keeps its fixed tiles.
+    known = the_plan.budget_bytes is not None or device.split(":", 1)[0] != "cpu"
+    engine.available = (int(the_plan.available_bytes * (1.0 - the_plan.margin))  # the plan's margin kept free
+                        if known and the_plan.available_bytes is not None else None)
     if force and the_plan.category in NOT_RETRIED:
         candidates = [Candidate(strategy=get_strategy(s).name, kind=get_strategy(s).kind, status="planned",
                                 reason="given with force=True") for s in strategies]

@@ -547,14 +547,14 @@ def estimate_memory(
             choice = choose_tiling(
                 vae_cfg, settings.height, settings.width, frames_out, memory_available,
                 reserved_bytes=resident["vae_decode"] + held["vae_decode"], vae_dtype_bytes=vb,
-                batch=1 if "vae_slicing" in parts else batch,
+                batch=1 if "vae_slicing" in parts else batch, allow_whole=False,
             )  # fmt: skip
             act["vae_decode"] = choice.predicted_bytes
             choices["vae_tile"] = choice.tile
             assumptions = [a for a in assumptions if not a.startswith("vae_tiling:")]
             assumptions.append(
                 f"vae_tiling: tile chosen by prediction for {format_bytes(memory_available)} available: "
-                + (f"{choice.tile} px, {choice.count} tiles" if choice.tile else "none needed (decodes whole)")
+                + (f"{choice.tile} px, {choice.count} tiles" if choice.tile else "the video is one tile (decodes whole)")
                 + ("" if choice.fits else " (the smallest predicted peak; none fits)") + "."
             )
 

@@ -59,15 +59,18 @@ def choose_tiling(
     reserved_bytes: float = 0,
     vae_dtype_bytes: int = 4,
     batch: int = 1,
+    allow_whole: bool = True,
 ) -> TileChoice:
     """The largest tile (or none) whose predicted decode peak + ``reserved_bytes`` fits ``available_bytes``.
 
     ``frames`` are the decoded video's frames; ``reserved_bytes`` what is on the device
     besides the decode's own tensors (the weights there, the held latents and embeddings).
+    ``allow_whole=False`` always tiles (the vae_tiling strategy: it runs because a decode
+    failed, so a prediction that the whole decode fits is not trusted over that failure).
     """
     _, spatial, _ = A.vae_factors(vae_config)
     whole = A.vae_decode_bytes(vae_config, frames, height, width, vae_dtype_bytes) * batch
-    if whole + reserved_bytes <= available_bytes:
+    if allow_whole and whole + reserved_bytes <= available_bytes:
         return TileChoice(None, {}, int(whole), 1, True)
     best: TileChoice | None = None
     for tile in _candidates(height, width, spatial):
@@ -81,4 +84,4 @@ def choose_tiling(
             return choice
         if best is None or need < best.predicted_bytes:
             best = choice  # none fits: the one predicted lowest
-    return best or TileChoice(None, {}, int(whole), 1, False)
+    return best or TileChoice(None, {}, int(whole), 1, whole + reserved_bytes <= available_bytes)

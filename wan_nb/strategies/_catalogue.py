@@ -107,7 +107,7 @@ def _predicted_tile(pipe: Any, ctx: StrategyContext) -> int | None:
     reserved = on_device or sum(p.numel() * p.element_size() for p in vae.parameters())
     vae_bytes = next(vae.parameters()).element_size()
     choice = choose_tiling(dict(vae.config), s.height, s.width, frames, ctx.memory_available,
-                           reserved_bytes=reserved, vae_dtype_bytes=vae_bytes, batch=s.batch_size)
+                           reserved_bytes=reserved, vae_dtype_bytes=vae_bytes, batch=s.batch_size, allow_whole=False)
     return choice.tile
 
 
@@ -115,9 +115,7 @@ def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
     if ctx.memory_available is not None and ctx.settings is not None and not ctx.choices.get("vae_tile"):
         tile = _predicted_tile(pipe, ctx)
         # recorded so that the snippet written from this context carries the same size
-        ctx.choices["vae_tile"] = tile
-        if tile is None:
-            return  # predicted to fit untiled: tiling would only slow the decode
+        ctx.choices["vae_tile"] = tile  # None only for a video no larger than the smallest tile
     pipe.vae.enable_tiling(**tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
 
 
