@@ -116,7 +116,7 @@ def test_import_is_light_and_all_is_public():
     import wan_nb.fixtures as fixtures
 
     public = {n for n in dir(fixtures) if not n.startswith("_")} - {"annotations", "importlib", "Any"}
-    assert set(fixtures.__all__) == public - {"faults", "synth", "tiny"}
+    assert set(fixtures.__all__) == public - {"faults", "synth", "tiny", "kinds"}
     for name in fixtures.__all__:
         assert getattr(fixtures, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -171,7 +171,8 @@ def test_snippet_without_a_folder_changes_the_existing_pipe():
         "# wan_nb strategy `vae_tiling`: decode (and encode) the video in overlapping spatial tiles\n\n"
         "pipe.vae.enable_tiling()\n")
     text = STRATEGIES["group_offload"].snippet("p", device="cuda:1")
-    assert "p.enable_group_offload(onload_device=torch.device('cuda:1')" in text and "import torch" in text
+    assert "apply_group_offloading(component, onload_device=torch.device('cuda:1')" in text and "import torch" in text
+    assert 'block_modules=["encoder"] if name.startswith("text_encoder")' in text and "p.components.items()" in text
     # A strategy that changes the load has to show it, with a stand-in for the folder.
     assert 'DiffusionPipeline.from_pretrained("path/to/model", ' in STRATEGIES["half_precision"].snippet()
     mps = STRATEGIES["half_precision"].snippet(device="mps")

@@ -231,6 +231,25 @@ def vae_encode_features(config: dict[str, Any], frames: int, height: int, width:
             "phi_2": phi * two_chunks}  # fmt: skip
 
 
+def vae_tiled_encode_bytes(
+    config: dict[str, Any], frames: int, height: int, width: int, dtype_bytes: int, tiling: dict[str, int] | None = None
+) -> int:
+    """Peak activation bytes of ``AutoencoderKLWan.tiled_encode`` (untiled when the video fits one tile).
+
+    The tiles are views of the input video and their latents are small, so the input term
+    stays whole and the working set (the ``phi`` terms) shrinks to one tile's: the encode
+    coefficients, nothing fitted for tiling.
+    """
+    layout = tile_layout(config, height, width, tiling)
+    feats = vae_encode_features(config, frames, height, width, dtype_bytes)
+    coef = coefficients(f"{vae_family(config)}_encode")
+    if not layout["tiled"]:
+        return predict(f"{vae_family(config)}_encode", feats)
+    tile = vae_encode_features(config, frames, layout["tile_h"], layout["tile_w"], dtype_bytes)
+    working = sum(coef[k] * tile[k] for k in ("phi", "phi_nrb", "phi_2"))
+    return max(0, int(coef["video"] * feats["video"] + working))
+
+
 def latent_shape(vae_config: dict[str, Any], frames: int, height: int, width: int) -> tuple[int, int, int, int]:
     """(channels, latent frames, latent height, latent width) for a video of that size."""
     temporal, spatial, _ = vae_factors(vae_config)
@@ -274,6 +293,7 @@ __all__ = [
     "vae_decode_features",
     "vae_tiled_decode_bytes",
     "vae_encode_features",
+    "vae_tiled_encode_bytes",
     "vae_factors",
     "vae_family",
     "vae_tiled_decode_features",

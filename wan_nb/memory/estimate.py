@@ -89,6 +89,8 @@ class MemoryEstimate:
     peak_stage: str = ""
     requested_settings: GenerationSettings | None = None
     source: str = "estimate"
+    # What the estimate chose for a strategy: {"vae_tile": px or None} under vae_tiling.
+    choices: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source != "estimate":
@@ -110,6 +112,7 @@ class MemoryEstimate:
             "device": self.device,
             "assumptions": list(self.assumptions),
             "source": self.source,
+            "choices": dict(self.choices),
         }
 
     @classmethod
@@ -126,6 +129,7 @@ class MemoryEstimate:
             peak_stage=str(data.get("peak_stage", "")),
             requested_settings=GenerationSettings.from_dict(requested) if requested else None,
             source=str(data.get("source", "estimate")),
+            choices=dict(data.get("choices") or {}),
         )
 
     def to_frame(self):
@@ -195,6 +199,9 @@ class _Weights:
     largest_leaf: int = 0  # the largest single module (sequential offloading)
     largest_cast: int = 0  # the largest float8-stored layer, upcast while it runs
     exact: bool = True
+    # The VAE's halves as group offloading splits them (its _group_offload_block_modules):
+    # "decoder"/"encoder" -> [weights outside the up/down block lists, + the (post_)quant_conv, blocks...]
+    halves: dict[str, list[int]] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=64)
@@ -221,6 +228,7 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
     """Resident bytes of a component; ``mode`` is None, ``"fp8"``, ``"int8"`` or ``"nf4"``."""
     base = A.DTYPE_BYTES[dtype]
     is_transformer = info.name.startswith("transformer")
+    is_text_encoder = info.name.startswith("text_encoder")
     keep_fp32 = is_transformer and dtype != "float32"
     # transformers keeps T5's `wo` in float32 only for float16 loads.
     keep_wo = info.name.startswith("text_encoder") and dtype == "float16"
@@ -234,6 +242,9 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
         modules.setdefault(module, []).append((leaf, numel, shape))
     w = _Weights()
     blocks: dict[int, int] = {}
+    is_vae = info.name.startswith("vae")
+    half_rest = {"decoder": 0, "encoder": 0}
+    half_blocks: dict[str, dict[int, int]] = {"decoder": {}, "encoder": {}}
     for module, tensors in modules.items():
         parts = module.split(".")
         # A Linear or Conv layer: a weight of two or more dimensions (embeddings excluded by name).
@@ -257,11 +268,24 @@ def _weights(report: Any, info: Any, dtype: str, mode: str | None) -> _Weights:
         w.largest_leaf = max(w.largest_leaf, nbytes)
         if mode == "fp8" and layer:
             w.largest_cast = max(w.largest_cast, sum(n for _, n, _ in tensors) * base)
-        if is_transformer and len(parts) >= 2 and parts[0] == "blocks" and parts[1].isdigit():
-            blocks[int(parts[1])] = blocks.get(int(parts[1]), 0) + nbytes
+        if is_transformer and len(parts) >= 2 and parts[0] in ("blocks", "vace_blocks") and parts[1].isdigit():
+            key = int(parts[1]) + (100_000 if parts[0] == "vace_blocks" else 0)  # VACE's blocks: a list of their own
+            blocks[key] = blocks.get(key, 0) + nbytes
+        elif is_text_encoder and len(parts) >= 3 and parts[:2] == ["encoder", "block"] and parts[2].isdigit():
+            # T5/UMT5: wan_nb's group_offload reaches encoder.block through `block_modules`.
+            blocks[int(parts[2])] = blocks.get(int(parts[2]), 0) + nbytes
         else:
             w.unmatched += nbytes
+        if is_vae and parts[0] in half_rest:
+            if len(parts) >= 3 and parts[1] in ("up_blocks", "down_blocks") and parts[2].isdigit():
+                half_blocks[parts[0]][int(parts[2])] = half_blocks[parts[0]].get(int(parts[2]), 0) + nbytes
+            else:
+                half_rest[parts[0]] += nbytes
+        elif is_vae and parts[0] in ("post_quant_conv", "quant_conv"):
+            half_rest["decoder" if parts[0] == "post_quant_conv" else "encoder"] += nbytes
     w.blocks = [blocks[i] for i in sorted(blocks)]
+    if is_vae and any(half_blocks.values()):
+        w.halves = {k: [half_rest[k]] + [half_blocks[k][i] for i in sorted(half_blocks[k])] for k in half_rest}
     return w
 
 
@@ -323,6 +347,7 @@ def estimate_memory(
     device: str = "cuda",
     vae_dtype: str | None = None,
     output_type: str = "np",
+    memory_available: int | None = None,
 ) -> MemoryEstimate:
     """Predict the peak device memory of one pipeline call.
 
@@ -339,6 +364,9 @@ def estimate_memory(
             half-precision dtype under ``half_precision``.
         output_type: the call's ``output_type``; ``"latent"`` skips the VAE decode and the
             post-processing, as the pipeline does.
+        memory_available: bytes the call may use on the device. Under ``vae_tiling`` the tile
+            is then the largest whose predicted decode peak fits (``wan_nb.memory.tiles``), as
+            the strategy picks it when it knows the budget; ``choices["vae_tile"]`` says which.
     """
     settings = settings or GenerationSettings()
     if not isinstance(settings, GenerationSettings):
@@ -408,18 +436,34 @@ def estimate_memory(
     z, lat_t, lat_h, lat_w = A.latent_shape(vae_cfg, settings.num_frames, settings.height, settings.width)
     n_tokens = A.tokens(tf_cfg, lat_t, lat_h, lat_w)
     expand = bool((report.pipeline_config or {}).get("expand_timesteps"))
-    image_to_video = "ImageToVideo" in (report.pipeline_class or "")
+    pipeline_class = report.pipeline_class or ""
+    image_to_video = "ImageToVideo" in pipeline_class
+    vace = "VACE" in pipeline_class
+    video_to_video = "VideoToVideo" in pipeline_class
+    # Every kind that runs the VAE encoder before denoising: I2V (the condition frame and its
+    # zero padding), V2V (the input video), VACE (the control video, inactive and reactive).
+    encodes = image_to_video or vace or video_to_video
     te_info = comps.get("text_encoder")
     te_cfg = dict(te_info.config or {}) if te_info else {}
     L = settings.max_sequence_length
     act: dict[str, int] = {}
     if te_info is not None:
         act["text_encode"] = A.predict("text_encoder", A.text_encoder_features(te_cfg, L, b))
-    if image_to_video:
+    # The preprocessed input video (float32, as the video processor returns it) of V2V / VACE.
+    in_video = int(A.video_bytes(settings.num_frames, settings.height, settings.width, 4)) if (vace or video_to_video) else 0
+    if encodes and "vae_tiling" in parts:  # enable_tiling tiles the encode too
+        act["vae_encode"] = A.vae_tiled_encode_bytes(vae_cfg, settings.num_frames, settings.height, settings.width,
+                                                     vb, _tiling_kwargs(settings, spatial, device))  # fmt: skip
+    elif encodes:
         act["vae_encode"] = A.predict(
             f"{A.vae_family(vae_cfg)}_encode",
             A.vae_encode_features(vae_cfg, settings.num_frames, settings.height, settings.width, vb),
         )
+        if vace:
+            # WanVACEPipeline.prepare_video_latents encodes `video * (1 - mask)` then `video * mask`:
+            # while the first encodes, its mask, the binarised mask and the reactive copy are alive
+            # beside the video the pipeline holds (four video-sized tensors; counted, not fitted).
+            act["vae_encode"] += 4 * in_video
     act["denoise"] = batch * A.predict("transformer", A.transformer_features(tf_cfg, n_tokens, b, expand))
     if "layerwise_fp8" in parts:
         act["denoise"] += max(weights[n].largest_cast for n in weights if n.startswith("transformer"))
@@ -454,17 +498,29 @@ def estimate_memory(
     # + the step's temporaries: eight latent-sized float32 tensors. Image-to-video also holds
     # the encoded condition (latent channels + 4 mask channels).
     denoise_held = 8 * latent + (latent * (z + 4) // z if image_to_video else 0)
+    if vace:
+        # VACE: __call__ keeps the control video and its mask through the loop, and the
+        # transformer reads the control latents (inactive + reactive + the 8x8 pixel mask,
+        # ``vace_in_channels``); its VACE blocks' hints (one N x D per VACE layer) live for the
+        # whole forward pass.
+        vace_in = int(tf_cfg.get("vace_in_channels", 96))
+        hints = len(tf_cfg.get("vace_layers") or ()) + 1
+        D = A.transformer_width(tf_cfg)[0]
+        denoise_held += 2 * in_video + latent * vace_in // z
+        act["denoise"] += batch * hints * n_tokens * D * b
+    elif video_to_video:
+        denoise_held += in_video  # the preprocessed input video stays referenced by __call__
     held = {
         "text_encode": 0,
-        "vae_encode": embeds,
+        "vae_encode": embeds + (in_video if video_to_video else 0),
         "denoise": embeds + denoise_held,
-        "vae_decode": embeds + 3 * latent,
+        "vae_decode": embeds + 3 * latent + (2 if vace else 1 if video_to_video else 0) * in_video,
         "postprocess": embeds + int(video),
     }
 
     # -- weights on the device in each stage -----------------------------------------------------
     stages = [s for s in STAGE_ORDER if s in act]
-    resident, baseline, notes = _placement(parts, weights, stages, image_to_video, on_cpu, device)
+    resident, baseline, notes = _placement(parts, weights, stages, encodes, on_cpu, device)
     assumptions.extend(notes)
     if "text_encoder_cpu" in parts and not on_cpu:
         act["text_encode"] = 0
@@ -477,6 +533,25 @@ def estimate_memory(
                 held[stage] = embeds
         assumptions.append("vae_on_cpu: the VAE's weights, the decode and the post-processing are on the host, "
                            "not on the device.")
+    choices: dict[str, Any] = {}
+    if "vae_tiling" in parts and "vae_decode" in act:
+        choices["vae_tile"] = _tiling_kwargs(settings, spatial, device).get("tile_sample_min_height")
+        if memory_available is not None:
+            from wan_nb.memory.tiles import choose_tiling
+
+            choice = choose_tiling(
+                vae_cfg, settings.height, settings.width, frames_out, memory_available,
+                reserved_bytes=resident["vae_decode"] + held["vae_decode"], vae_dtype_bytes=vb,
+                batch=1 if "vae_slicing" in parts else batch, allow_whole=False,
+            )  # fmt: skip
+            act["vae_decode"] = choice.predicted_bytes
+            choices["vae_tile"] = choice.tile
+            assumptions = [a for a in assumptions if not a.startswith("vae_tiling:")]
+            assumptions.append(
+                f"vae_tiling: tile chosen by prediction for {format_bytes(memory_available)} available: "
+                + (f"{choice.tile} px, {choice.count} tiles" if choice.tile else "the video is one tile (decodes whole)")
+                + ("" if choice.fits else " (the smallest predicted peak; none fits)") + "."
+            )
 
     by_stage: dict[str, int] = {"weights": int(baseline)}
     detail: dict[str, dict[str, int]] = {}
@@ -510,6 +585,7 @@ def estimate_memory(
         parts=detail,
         peak_stage=peak_stage,
         requested_settings=requested if requested != settings else None,
+        choices=choices,
     )
 
 
@@ -582,12 +658,17 @@ def _placement(
         for stage in stages:
             for name in runner[stage]:
                 w = weights[name]
-                need = w.unmatched + prefetch * max(w.blocks, default=0) if w.blocks else w.total
+                half = w.halves.get("decoder" if stage == "vae_decode" else "encoder") if w.halves else None
+                if half:  # the VAE by the block lists of the half that runs
+                    need = half[0] + prefetch * max(half[1:], default=0)
+                else:
+                    need = w.unmatched + prefetch * max(w.blocks, default=0) if w.blocks else w.total
                 resident[stage] = max(resident[stage], need)
         notes.append(
             f"group_offload (block level, one block per group{', CUDA streams' if prefetch == 2 else ''}): the "
-            f"running model's non-block weights plus {prefetch} block(s); models without top-level block lists "
-            "(the UMT5 text encoder, the VAE) are moved whole."
+            f"running model's non-block weights plus {prefetch} block(s); the T5/UMT5 text encoder by its "
+            "encoder blocks (block_modules), its embedding always on; the VAE by the up/down blocks of the half "
+            "that runs (diffusers' block_modules for AutoencoderKLWan)."
         )
         return resident, 0, notes
 

@@ -97,6 +97,8 @@ class _Predictor:
     available: int | None
     margin: float
     decode: bool
+    # What vae_tiling sizes its tile for (wan_nb.memory.tiles), where the memory is known.
+    tile_memory: int | None = None
 
     def peak(self, settings: GenerationSettings, strategy: str | None, extra: int = 0) -> tuple[int | None, str | None]:
         """(estimated peak, why there is none); ``extra`` is memory held beside the run."""
@@ -106,7 +108,7 @@ class _Predictor:
         from wan_nb.model import CheckpointError
 
         try:
-            est = estimate_memory(self.report, settings, strategy, device=self.device)
+            est = estimate_memory(self.report, settings, strategy, device=self.device, memory_available=self.tile_memory)
         except (CheckpointError, ValueError, KeyError, TypeError, OSError) as exc:
             # A component the estimator cannot model: the plan goes on without this estimate,
             # and its notes say why.
@@ -223,7 +225,11 @@ def plan(
         )
 
     env = _environment(device, settings, applied, fresh_load_possible)
-    predictor = _Predictor(report, "cpu" if env.is_cpu else "cuda", available_bytes, margin, decode)
+    # A CPU's free host memory says nothing of a budget the cell sets itself: there, without a
+    # budget, vae_tiling keeps its fixed tiles.
+    tile_memory = (None if available_bytes is None or (env.is_cpu and budget_bytes is None)
+                   else int(available_bytes * (1.0 - margin)))
+    predictor = _Predictor(report, "cpu" if env.is_cpu else "cuda", available_bytes, margin, decode, tile_memory)
     temporal, spatial, patch = geometry.geometry_from_report(report)
     multiple = geometry.side_multiple(spatial, patch)
     estimate_problems: list[str] = []

@@ -166,6 +166,11 @@ def recover(
                                strategies=strategies, allow_remote_code=allow_remote_code)
     outcome.plan = the_plan
     outcome.notes += list(the_plan.notes)
+    # vae_tiling sizes its tile for the memory there is, where that is known: a budget, or an
+    # accelerator's free memory (a budget's ballast included).
+    known = the_plan.budget_bytes is not None or scope.device.split(":", 1)[0] != "cpu"
+    scope.available = (int(the_plan.available_bytes * (1.0 - the_plan.margin))
+                       if known and the_plan.available_bytes is not None else None)
     if reuse.kept is not None:
         outcome.notes.append(_kept_note(reuse.kept))
     candidates = _candidates(the_plan, strategies, force)

@@ -54,6 +54,7 @@ class Scope:
     models_dir: str | None = None
     allow_remote_code: bool = False
     observed: Observed = field(default_factory=Observed)
+    available: int | None = None  # the plan's memory available, its margin kept free (vae_tiling sizes its tile by it)
 
     def remember(self, pipe: Any) -> None:
         if not any(p is pipe for p in self.pipelines):
@@ -113,6 +114,7 @@ class Sandbox:
             changes=dict(self.changes),
             models_dir=self.scope.models_dir,
             allow_remote_code=self.scope.allow_remote_code,
+            memory_available=self.scope.available,
         )
 
     def _guard(self, pipe: Any) -> None:

@@ -32,6 +32,12 @@ class StrategyContext:
     # model folder's own code.
     models_dir: str | None = None
     allow_remote_code: bool = False
+    # Bytes the call may use on the device, when known (a budget): vae_tiling then picks the
+    # largest tile predicted to fit (wan_nb.memory.tiles) instead of a fixed size.
+    memory_available: int | None = None
+    # What a setup chose by prediction ({"vae_tile": px}), so that a snippet written from the
+    # same context carries it. Never call arguments (those are `changes`).
+    choices: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device_type(self) -> str:
@@ -248,6 +254,7 @@ class Strategy:
         changes: dict[str, Any] | None = None,
         components: tuple[str, ...] = (),
         models_dir: str | None = None,
+        choices: dict[str, Any] | None = None,
     ) -> str:
         """The code a user pastes into their notebook to apply this strategy by hand.
 
@@ -259,7 +266,7 @@ class Strategy:
         device = device or "cuda"
         ctx = StrategyContext(device=device, settings=settings, dtype=dtype or "float32",
                               components=tuple(components), changes=dict(changes or {}),
-                              models_dir=str(models_dir) if models_dir else None)
+                              models_dir=str(models_dir) if models_dir else None, choices=dict(choices or {}))
         if self._script is not None:
             return self._script(ctx, path, pipe_var)
         code = self.code(ctx)

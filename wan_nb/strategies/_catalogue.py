@@ -8,6 +8,7 @@ the arithmetic (two bytes instead of four).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from wan_nb import geometry as sizes
@@ -50,7 +51,11 @@ def _device_arg(ctx: StrategyContext) -> str:
 
 # -- vae_tiling ---------------------------------------------------------------------------
 def tiling_kwargs(ctx: StrategyContext, spatial: int = 8) -> dict[str, int]:
-    """Tile sizes for ``vae.enable_tiling`` (:func:`wan_nb.geometry.tile_sizes`)."""
+    """Tile sizes for ``vae.enable_tiling``: the tile chosen by prediction, else :func:`wan_nb.geometry.tile_sizes`."""
+    if ctx.choices.get("vae_tile"):  # chosen by prediction (tiles.choose_tiling), by the setup or a plan
+        from wan_nb.memory.tiles import tile_kwargs
+
+        return tile_kwargs(int(ctx.choices["vae_tile"]), spatial)
     return sizes.tile_sizes(ctx.settings, spatial)
 
 
@@ -58,7 +63,30 @@ def _vae_spatial(vae: Any) -> int:
     return int(getattr(vae, "spatial_compression_ratio", None) or getattr(vae.config, "scale_factor_spatial", 8))
 
 
+def _predicted_tile(pipe: Any, ctx: StrategyContext) -> int | None:
+    """The largest tile predicted to fit ``ctx.memory_available`` (None: decode whole, or unknown)."""
+    from wan_nb.memory.tiles import choose_tiling
+
+    s = ctx.settings
+    vae = pipe.vae
+    temporal = int(getattr(vae.config, "scale_factor_temporal", 4) or 4)
+    frames = (s.num_frames - 1) // temporal * temporal + 1
+    # What is on the device at decode time besides the decode: the weights already there
+    # (the VAE's alone under an offload, which moves it there for the decode).
+    on_device = sum(p.numel() * p.element_size() for m in pipe.components.values()
+                    if hasattr(m, "parameters") for p in m.parameters() if p.device.type == ctx.device_type)
+    reserved = on_device or sum(p.numel() * p.element_size() for p in vae.parameters())
+    vae_bytes = next(vae.parameters()).element_size()
+    choice = choose_tiling(dict(vae.config), s.height, s.width, frames, ctx.memory_available,
+                           reserved_bytes=reserved, vae_dtype_bytes=vae_bytes, batch=s.batch_size, allow_whole=False)
+    return choice.tile
+
+
 def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
+    if ctx.memory_available is not None and ctx.settings is not None and not ctx.choices.get("vae_tile"):
+        tile = _predicted_tile(pipe, ctx)
+        # recorded so that the snippet written from this context carries the same size
+        ctx.choices["vae_tile"] = tile  # None only for a video no larger than the smallest tile
     pipe.vae.enable_tiling(**tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
 
 
@@ -111,28 +139,64 @@ def _group_kwargs(ctx: StrategyContext) -> dict[str, Any]:
     }
 
 
-def _group_setup(pipe: Any, ctx: StrategyContext) -> None:
+def _encoder_block_modules(component: Any) -> list[str] | None:
+    """``["encoder"]`` for a T5/UMT5 encoder, whose block list sits one level down (``encoder.block``).
+
+    Block-level group offloading looks for block lists among the top-level children only;
+    a T5 encoder has none there, so without this it moves the whole encoder (UMT5-XXL: 11 GB
+    in bfloat16) to the device as one group.
+    """
+    encoder = getattr(component, "encoder", None)
+    blocks = getattr(encoder, "block", None)
     import torch
 
-    kwargs = _group_kwargs(ctx)
-    if hasattr(pipe, "enable_group_offload"):
-        pipe.enable_group_offload(**kwargs)
-        return
+    return ["encoder"] if isinstance(blocks, torch.nn.ModuleList) and len(blocks) else None
+
+
+@lru_cache(maxsize=1)
+def _has_block_modules() -> bool:
+    import inspect
+
     from diffusers.hooks import apply_group_offloading
 
+    return "block_modules" in inspect.signature(apply_group_offloading).parameters
+
+
+def _group_setup(pipe: Any, ctx: StrategyContext) -> None:
+    # As pipe.enable_group_offload does it, component by component, except that a text
+    # encoder is offloaded by its blocks (block_modules; leaf by leaf where diffusers lacks it).
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    kwargs = _group_kwargs(ctx)
     for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
+        if not isinstance(component, torch.nn.Module):
+            continue
+        inner = _encoder_block_modules(component)
+        if inner and _has_block_modules():
+            apply_group_offloading(component, **kwargs, block_modules=inner)
+        elif inner:
+            apply_group_offloading(component, **{**kwargs, "offload_type": "leaf_level", "num_blocks_per_group": None})
+        elif hasattr(component, "enable_group_offload"):
+            component.enable_group_offload(**kwargs)
+        else:
             apply_group_offloading(component, **kwargs)
 
 
 def _group_code(ctx: StrategyContext) -> Code:
     stream = ctx.device_type == "cuda"
+    # Component by component rather than {pipe}.enable_group_offload: the text encoder's
+    # blocks sit one level down (encoder.block), and only block_modules reaches them.
     return Code(
-        placement=(
-            f"{{pipe}}.enable_group_offload(onload_device=torch.device({ctx.device!r}), "
-            'offload_device=torch.device("cpu"), offload_type="block_level", '
-            f"num_blocks_per_group=1, use_stream={stream})  # instead of {{pipe}}.to(...)"
-        )
+        imports=["from diffusers.hooks import apply_group_offloading"],
+        placement="# no {pipe}.to(...): group offloading places the weights",
+        setup=[
+            "for name, component in {pipe}.components.items():",
+            "    if isinstance(component, torch.nn.Module):",
+            f"        apply_group_offloading(component, onload_device=torch.device({ctx.device!r}), "
+            'offload_device=torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1, '
+            f'use_stream={stream}, block_modules=["encoder"] if name.startswith("text_encoder") else None)',
+        ],
     )
 
 
@@ -285,6 +349,27 @@ def _frames_call(ctx: StrategyContext) -> dict[str, Any]:
         return {}
     smaller = sizes.reduce_frames(ctx.settings)
     return {"num_frames": smaller.num_frames} if smaller else {}
+
+
+def _frames_rewrite(pipe: Any, kwargs: dict[str, Any], ctx: StrategyContext) -> dict[str, Any]:
+    """Shorten the input videos with the clip: V2V takes its length from `video` (no `num_frames`),
+    VACE's control `video` and `mask` give one frame per output frame."""
+    import inspect
+
+    frames = kwargs.get("num_frames")
+    if not frames:
+        return kwargs
+    for key in ("video", "mask"):
+        value = kwargs.get(key)
+        if isinstance(value, (list, tuple)) and len(value) > frames:
+            kwargs[key] = list(value[:frames])
+    try:
+        accepts = "num_frames" in inspect.signature(type(pipe).__call__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - an unusual callable
+        accepts = True
+    if not accepts:
+        kwargs.pop("num_frames")
+    return kwargs
 
 
 def _resolution_call(ctx: StrategyContext) -> dict[str, Any]:
@@ -508,6 +593,7 @@ CATALOGUE: tuple[Strategy, ...] = (
         degraded=True,
         cost_rank=20,
         _call=_frames_call,
+        _rewrite=_frames_rewrite,
         _code=_call_code(_frames_call),
     ),
     Strategy(
