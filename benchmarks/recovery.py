@@ -180,7 +180,7 @@ def run_approach(run, budget, options, strategies):
 REPLAY_SIDE = 320  # large enough that ComfyUI's 256-pixel tiles really tile the frame
 # The minimum denoising share, and one closer to a real Wan run (minutes of sampling,
 # one decode): the planning and freeing around an attempt cost about the same in both.
-REPLAY_SHARES = (0.8, 0.95)
+REPLAY_SHARES = (0.85, 0.97)
 
 
 class _Counter:

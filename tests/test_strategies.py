@@ -43,7 +43,7 @@ def test_catalogue_covers_the_vocabulary_and_uses_its_words():
     # Accelerator-bound ones say so; the ones that run on a CPU do not.
     assert {n for n, s in STRATEGIES.items() if s.needs_accelerator} == {
         "model_cpu_offload", "group_offload", "sequential_cpu_offload", "text_encoder_cpu",
-        "quantize_int8", "quantize_nf4", "balanced_device_map"}
+        "quantize_int8", "quantize_nf4", "balanced_device_map", "vae_on_cpu"}
     assert STRATEGIES["quantize_nf4"].needs_packages == ("bitsandbytes",)
     assert STRATEGIES["balanced_device_map"].min_accelerators == 2
     assert {n for n, s in STRATEGIES.items() if s.fresh_load} == {
@@ -124,6 +124,7 @@ def test_every_snippet_is_python_that_uses_diffusers_api(name):
     expected = {
         "vae_tiling": "pipe.vae.enable_tiling()",
         "vae_slicing": "pipe.vae.enable_slicing()",
+        "vae_on_cpu": "pipe.vae.to(\"cpu\")",
         "model_cpu_offload": "pipe.enable_model_cpu_offload()",
         "group_offload": 'offload_type="block_level", num_blocks_per_group=1, use_stream=True',
         "sequential_cpu_offload": "pipe.enable_sequential_cpu_offload()",
