@@ -524,6 +524,9 @@ def _summary(category: str, stage: str, component: str | None, ev: dict) -> str:
             return (f"The installed library does not accept `{ev['unexpected_keyword']}`: it is older (or newer) "
                     f"than the code or checkpoint expects.")
         return f"The checkpoint or code expects a different library version{during}."
+    if category == "component_missing" and ev.get("unloadable_class"):
+        return (f"model_index.json names {ev['unloadable_class']} for {component or 'a component'}, which diffusers "
+                "cannot load: it loads concrete model, tokenizer, scheduler and processor classes, not a factory.")
     if category == "component_missing":
         what = ev.get("missing_file") or "a file"
         where = ev.get("missing_path")
@@ -663,6 +666,12 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
             steps.append("Upgrade the libraries named in the error (pip install -U diffusers transformers), then "
                          "restart the kernel.")
         steps.append("Check that the checkpoint matches the model: a Wan 2.2 checkpoint needs Wan 2.2 classes.")
+    elif category == "component_missing" and ev.get("unloadable_class"):
+        name = component or "the component"
+        steps.append(f"In model_index.json, replace {ev['unloadable_class']} for {name} by the concrete class (for a "
+                     "tokenizer, the `tokenizer_class` of its tokenizer_config.json, e.g. T5TokenizerFast).")
+        steps.append(f"Or load it yourself and pass it: `from_pretrained(path, {name}="
+                     f"{ev['unloadable_class']}.from_pretrained(path, subfolder={name!r}))`.")
     elif category == "component_missing":
         what = component or ev.get("missing_file") or "the component"
         if component is None and ev.get("missing_file") in ("config.json", "model_index.json"):

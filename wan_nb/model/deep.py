@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from wan_nb.model.checkpoint import CheckpointError, find_weight_files, read_safetensors_header
+from wan_nb.model.kinds import SCHEDULER, component_kind
 from wan_nb.model.report import ComponentInfo
 
 
@@ -83,7 +84,7 @@ def check_functional(root: Path, info: ComponentInfo) -> ComponentInfo:
         if info.has_weights:
             model = _build_model(cls, info, folder)
             problems = _compare(model, _header_shapes(folder), info.name)
-        elif info.class_name.endswith("Scheduler"):
+        elif (info.kind or component_kind(info.library, info.class_name, info.files)) == SCHEDULER:
             cls.from_config(info.config)
             problems = []
         else:
