@@ -287,3 +287,14 @@ def test_component_info_from_dict_round_trip(tiny_path):
     again = type(report).from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     assert dataclasses.fields(again.components[0])
+
+
+def test_plan_without_budget_uses_the_capacity_the_cuda_message_gives(tiny_path):
+    message = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+               "capacity of 23.55 GiB of which 1.25 GiB is free. Of the allocated memory 20.1 GiB is allocated "
+               "by PyTorch, and 1.2 GiB is reserved by PyTorch but unallocated.")
+    diagnosis = wan_nb.diagnose(message)
+    total = diagnosis.evidence["total_capacity"]
+    plan = wan_nb.plan(diagnosis, tiny_path("wan2.1-t2v"), wan_nb.GenerationSettings(480, 832, 81))
+    assert plan.budget_bytes == total and plan.available_bytes == total
+    assert any("total capacity" in note for note in plan.notes)

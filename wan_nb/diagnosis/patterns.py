@@ -125,6 +125,7 @@ _OLD_CAPACITY = re.compile(r"\((?:GPU|device) (\d+);\s*" + _SIZE + r" total capa
 _MPS = re.compile(r"MPS allocated:\s*" + _SIZE + r",\s*other allocations:\s*" + _SIZE +
                   r",\s*max allowed:\s*" + _SIZE, _I)
 _BUDGET = re.compile(r"budget(?: of| is|:|=)?\s+" + _SIZE, _I)
+_EXACT_BYTES = re.compile(r"\s*\((\d+) bytes\)")
 _IN_USE = re.compile(r"(?:in use|already (?:allocated|in use)|live)(?: of| is|:|=)?\s+" + _SIZE, _I)
 _COMFY_REQUESTED = re.compile(r"Requested\s*:\s*" + _SIZE, _I)
 _COMFY_LIMIT = re.compile(r"Device limit\s*:\s*" + _SIZE, _I)
@@ -191,6 +192,9 @@ def oom_numbers(message: str) -> dict[str, str | int | float]:
     m = _BUDGET.search(message)
     if m:
         facts["budget"] = facts["total_capacity"] = _bytes(m[1], m[2])
+        exact = _EXACT_BYTES.match(message, m.end())  # wan_nb's budget also prints the exact count
+        if exact:
+            facts["budget"] = facts["total_capacity"] = int(exact[1])
         m = _IN_USE.search(message)
         if m:
             facts["in_use"] = _bytes(m[1], m[2])

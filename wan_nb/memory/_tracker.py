@@ -218,7 +218,7 @@ class CpuTracker:
     def _oom(self, request: int) -> torch.OutOfMemoryError:
         facts = (
             f"CPU out of memory under wan_nb.memory_budget: Tried to allocate {format_bytes(request)}; "
-            f"budget {format_bytes(self.limit)}; in use {format_bytes(self.current)}."
+            f"budget {format_bytes(self.limit)} ({self.limit} bytes); in use {format_bytes(self.current)}."
         )
         self.refusals.append(facts)
         del self.refusals[:-16]

@@ -205,6 +205,19 @@ def plan(
     if settings is None:
         settings = GenerationSettings()
         notes.append("The call's settings are unknown: estimates use diffusers' Wan defaults (480x832, 81 frames).")
+    if available_bytes is None and budget_bytes is None:
+        # No budget given: the memory that matters is the failing device's, never this
+        # machine's free RAM. The failure states it: the budget it ran under, or the total
+        # capacity the CUDA/HIP/MPS message reports.
+        evidence = getattr(diagnosis, "evidence", None) or {}
+        own = next((evidence[k] for k in ("budget", "total_capacity")
+                    if isinstance(evidence.get(k), int) and not isinstance(evidence.get(k), bool) and evidence[k] > 0),
+                   None)
+        if own is not None:
+            budget_bytes = own
+            where = "the memory budget it ran under" if evidence.get("budget") == own else \
+                "the device's total capacity its message reports"
+            notes.append(f"No budget given: the memory available is the failure's own, {format_bytes(own)} ({where}).")
     if available_bytes is None:
         if budget_bytes is not None:
             available_bytes = max(0, budget_bytes - resident_bytes)
