@@ -298,3 +298,68 @@ def test_plan_without_budget_uses_the_capacity_the_cuda_message_gives(tiny_path)
     plan = wan_nb.plan(diagnosis, tiny_path("wan2.1-t2v"), wan_nb.GenerationSettings(480, 832, 81))
     assert plan.budget_bytes == total and plan.available_bytes == total
     assert any("total capacity" in note for note in plan.notes)
+
+
+# ------------------------------------------------------------------ inputs that fix the frames
+
+
+def test_v2v_input_video_preprocessing_fails_at_preprocess_and_fewer_frames_is_skipped(tiny_path):
+    import gc
+
+    from diffusers import WanVideoToVideoPipeline
+
+    from wan_nb.fixtures import make_test_image, tiny_call_kwargs
+
+    pipe = _quiet_load(tiny_path("wan2.1-t2v"))
+    v2v = WanVideoToVideoPipeline(**{k: v for k, v in pipe.components.items() if k != "transformer_2"})
+    v2v.set_progress_bar_config(disable=True)
+    kwargs = {**tiny_call_kwargs(), "height": 256, "width": 256}
+    kwargs.pop("num_frames")
+    video = [make_test_image(256, 256)] * 5
+
+    def run():
+        return v2v(video=video, **kwargs)
+
+    gc.collect()
+    try:
+        with wan_nb.memory_budget("6MB"):
+            run()
+    except Exception as exc:  # noqa: BLE001 - the failure under test
+        diagnosis = wan_nb.diagnose(exc)
+        del exc
+    else:
+        pytest.fail("the V2V call did not fail under its budget")
+    assert diagnosis.category == "out_of_memory" and diagnosis.stage == "preprocess"
+    report = wan_nb.recover(run, pipeline=v2v, diagnosis=diagnosis, budget="6MB", allow_degraded=True,
+                            max_attempts=0)
+    assert report.plan.stage == "preprocess", report.plan.notes
+    frames = [c for c in report.plan.candidates if "fewer_frames" in c.strategy]
+    assert frames and all(not c.planned for c in frames)
+    assert "cannot change the failing allocation" in (report.plan.candidate("fewer_frames").skip_reason or "")
+
+
+I2V_IMAGE_CONTEXT_OOM = """\
+Traceback (most recent call last):
+  File "/content/run.py", line 12, in <module>
+    video = pipe(image=image, prompt=prompt, height=480, width=832, num_frames=81).frames[0]
+  File "/usr/local/lib/python3.11/site-packages/diffusers/pipelines/wan/pipeline_wan_i2v.py", line 760, in __call__
+    noise_pred = current_model(
+  File "/usr/local/lib/python3.11/site-packages/diffusers/models/transformers/transformer_wan.py", line 640, in forward
+    temb, timestep_proj, encoder_hidden_states, encoder_hidden_states_image = self.condition_embedder(
+  File "/usr/local/lib/python3.11/site-packages/diffusers/models/transformers/transformer_wan.py", line 330, in forward
+    encoder_hidden_states_image = self.image_embedder(encoder_hidden_states_image)
+  File "/usr/local/lib/python3.11/site-packages/diffusers/models/transformers/transformer_wan.py", line 270, in forward
+    hidden_states = self.ff(hidden_states)
+torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 14.74 GiB of \
+which 8.12 MiB is free.
+"""
+
+
+def test_i2v_image_context_projection_skips_fewer_frames(synth_path):
+    diagnosis = wan_nb.diagnose(I2V_IMAGE_CONTEXT_OOM)
+    assert diagnosis.category == "out_of_memory"
+    plan = wan_nb.plan(diagnosis, wan_nb.analyze_model_components(synth_path("wan2.2-i2v-a14b")),
+                       wan_nb.GenerationSettings(480, 832, 81), allow_degraded=True)
+    frames = [c for c in plan.candidates if "fewer_frames" in c.strategy]
+    assert frames and all(not c.planned for c in frames)
+    assert "image-context" in (plan.candidate("fewer_frames").skip_reason or "")

@@ -350,6 +350,11 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         evidence["frame"] = frame.describe()
     if located_by:
         evidence["stage_from"] = located_by
+    if category in ("out_of_memory", "host_out_of_memory") and any(
+            _IMAGE_CONTEXT.search(f"{f.name} {f.code}") for f in chosen.frames[-3:]):
+        # An I2V transformer's projection of the image embedding: one image whatever the
+        # frames, so a plan can tell that fewer frames would not change this allocation.
+        evidence["allocation_in"] = "image_context"
     component = P.component_from(chosen, evidence, stage)
     if category == "component_missing" and component is None:
         component = _missing_from_folder(evidence)
@@ -378,6 +383,9 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
 
 
 _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_video|mimwrite|mimsave)\b")
+
+
+_IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
 
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,7 +257,7 @@ def plan(
                 reason=f"{strategy.summary}; {why}", available_bytes=available_bytes,
                 skip_reason=None if runnable else why, quality=strategy.quality)))
             continue
-        skip = _why_not(strategy, env)
+        skip = _why_not(strategy, env) or _cannot_change(strategy, stage, report, diagnosis)
         extra = pipeline_bytes if (strategy.fresh_load and env.is_cpu) else 0
         non_degraded = "+".join(m.name for m in strategy.members if not m.degraded) or None
         changes: dict[str, Any] = {}
@@ -410,6 +411,34 @@ def _reason(strategy: Strategy, stage: str, fit: str, peak: int | None, availabl
 
 
 # -- checks at entry and the device --------------------------------------------------------
+# Pipelines whose frame count comes from the input video, not from num_frames.
+_INPUT_VIDEO_PIPELINES = frozenset({"WanVideoToVideoPipeline", "WanVACEPipeline"})
+# A frame in the image-context projection of an I2V transformer (a fixed-size image embedding).
+_IMAGE_CONTEXT = re.compile(r"ImageEmbedding|image_embedder", re.I)
+
+
+def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> str | None:
+    """Why ``strategy`` cannot change the allocation that failed, or None when it may.
+
+    Fewer frames shrink what is generated, not what the input fixes: the input image or
+    video made ready for encoding (``preprocess``), a V2V/VACE input video's encoding, or
+    an I2V transformer's projection of the image context (one image, whatever the frames).
+    """
+    if not any(m.name == "fewer_frames" for m in strategy.members):
+        return None
+    evidence = getattr(diagnosis, "evidence", None) or {}
+    where = str(evidence.get("frame", ""))
+    pipeline = getattr(report, "pipeline_class", None)
+    if stage == "preprocess":
+        return "cannot change the failing allocation: it is in the input's preprocessing, which the input fixes"
+    if stage == "vae_encode" and pipeline in _INPUT_VIDEO_PIPELINES:
+        return f"cannot change the failing allocation: {pipeline} takes its frame count from the input video"
+    if evidence.get("allocation_in") == "image_context" or _IMAGE_CONTEXT.search(where):
+        return ("cannot change the failing allocation: it is in the image-context projection, "
+                "whose size does not depend on the frames")
+    return None
+
+
 def _check_arguments(diagnosis: Any, report: Any, settings: Any, device: Any, budget: Any, margin: Any,
                      strategies: Any) -> tuple[Any, str, int | None]:
     """Validate ``plan``'s arguments; returns (diagnosis, device, budget in bytes)."""
