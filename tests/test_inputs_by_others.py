@@ -363,3 +363,32 @@ def test_i2v_image_context_projection_skips_fewer_frames(synth_path):
     frames = [c for c in plan.candidates if "fewer_frames" in c.strategy]
     assert frames and all(not c.planned for c in frames)
     assert "image-context" in (plan.candidate("fewer_frames").skip_reason or "")
+
+
+# ------------------------------------------------------------------ plan() and recover() agree
+
+
+def test_plan_states_resident_bytes_and_agrees_with_recover(tiny_path):
+    from wan_nb.fixtures import tiny_call_kwargs
+
+    path = tiny_path("wan2.1-t2v")
+    pipe = _quiet_load(path)
+    pipe.set_progress_bar_config(disable=True)
+    keep = [__import__("torch").zeros(1 << 20)]  # 4 MiB the user holds besides the pipeline
+    diagnosis = wan_nb.diagnose("torch.OutOfMemoryError: CPU out of memory under wan_nb.memory_budget: Tried to "
+                                "allocate 1.00 MiB; budget 12.00 MiB; in use 11.50 MiB.")
+    diagnosis = type(diagnosis).from_dict({**diagnosis.to_dict(), "stage": "vae_decode"})
+    report = wan_nb.recover(lambda: pipe(**tiny_call_kwargs()), pipeline=pipe, diagnosis=diagnosis,
+                            budget="12MiB", max_attempts=0)
+    engine_plan = report.plan
+    assert engine_plan.resident_bytes >= 4 << 20  # what it measured, stated
+    assert engine_plan.pipeline_bytes > 0
+    assert f"{wan_nb.units.format_bytes(engine_plan.resident_bytes)} taken as in use" in engine_plan.to_text()
+    alone = wan_nb.plan(diagnosis, path, engine_plan.settings, budget="12MiB")
+    assert alone.resident_bytes == 0 and "0 B taken as in use" in alone.to_text()
+    same = wan_nb.plan(diagnosis, path, engine_plan.settings, budget="12MiB",
+                       resident_bytes=engine_plan.resident_bytes, pipeline_bytes=engine_plan.pipeline_bytes)
+    assert same.available_bytes == engine_plan.available_bytes
+    statuses = {c.strategy: c.status for c in engine_plan.candidates}
+    assert {c.strategy: c.status for c in same.candidates} == statuses
+    del keep

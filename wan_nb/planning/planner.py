@@ -219,8 +219,10 @@ def plan(
             where = "the memory budget it ran under" if evidence.get("budget") == own else \
                 "the device's total capacity its message reports"
             notes.append(f"No budget given: the memory available is the failure's own, {format_bytes(own)} ({where}).")
+    assumed_resident = 0
     if available_bytes is None:
         if budget_bytes is not None:
+            assumed_resident = int(resident_bytes)
             available_bytes = max(0, budget_bytes - resident_bytes)
         else:
             free = _free_bytes(device)
@@ -228,7 +230,8 @@ def plan(
 
     if category in NOT_RETRIED:
         return Plan((), device, category, stage, budget_bytes, available_bytes, settings, allow_degraded, margin,
-                    (NOT_RETRIED[category],))
+                    (NOT_RETRIED[category],), resident_bytes=assumed_resident,
+                pipeline_bytes=int(pipeline_bytes))
     names = _candidate_names(category, strategies)
     if not names:
         notes.append(
@@ -323,7 +326,8 @@ def plan(
     elif report is None and names:
         notes.append("No model folder is known, so nothing is estimated: the order follows the diagnosis and cost.")
     return Plan(tuple(c for _, c in rows), device, category, stage, budget_bytes, available_bytes, settings,
-                allow_degraded, margin, tuple(notes))
+                allow_degraded, margin, tuple(notes), resident_bytes=assumed_resident,
+                pipeline_bytes=int(pipeline_bytes))
 
 
 def _why_not(strategy: Strategy, env: _Environment) -> str | None:
