@@ -35,6 +35,22 @@ def _build_model(cls, info: ComponentInfo, folder: Path):
         return cls(config)
 
 
+def _split_buffers(info: ComponentInfo, model, shapes: dict[str, tuple[int, ...]]) -> ComponentInfo:
+    """``parameters`` as ``module.parameters()`` counts them, the stored buffers apart.
+
+    The header holds every persistent tensor; only the built class knows which of them are
+    buffers (LTX's VAE stores ``latents_mean`` and ``latents_std``).
+    """
+    import math
+
+    persistent = set(model.state_dict())
+    stored = {k for k, _ in model.named_buffers() if k in persistent and k in shapes}
+    buffers = sum(math.prod(shapes[k]) for k in stored)
+    if info.parameters is None:
+        return replace(info, buffers=buffers)
+    return replace(info, parameters=info.parameters - buffers, buffers=buffers)
+
+
 def _compare(model, shapes: dict[str, tuple[int, ...]], name: str) -> list[str]:
     problems: list[str] = []
     # Tied weights (UMT5's shared / embed_tokens) are one tensor under several names and
@@ -83,7 +99,9 @@ def check_functional(root: Path, info: ComponentInfo) -> ComponentInfo:
         cls = getattr(importlib.import_module(info.library), info.class_name)
         if info.has_weights:
             model = _build_model(cls, info, folder)
-            problems = _compare(model, _header_shapes(folder), info.name)
+            shapes = _header_shapes(folder)
+            problems = _compare(model, shapes, info.name)
+            info = _split_buffers(info, model, shapes)
         elif (info.kind or component_kind(info.library, info.class_name, info.files)) == SCHEDULER:
             cls.from_config(info.config)
             problems = []

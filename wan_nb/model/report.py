@@ -35,6 +35,9 @@ class ComponentInfo:
     # model | tokenizer | scheduler | image_processor | feature_extractor | processor (model.kinds):
     # from the class's place in its library and the folder's files, never from the name.
     kind: str | None = None
+    # Elements of the persistent buffers stored in the weight files (deep analysis tells them
+    # from parameters by building the class; until then ``parameters`` counts every tensor).
+    buffers: int | None = None
 
     @property
     def has_weights(self) -> bool:
