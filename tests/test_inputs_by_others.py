@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import io
 import json
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -253,21 +251,6 @@ def test_every_public_record_to_dict_is_json_native(tiny_path, tmp_path):
         assert json.loads(json.dumps(data)) == data, type(record).__name__
         seen.add(type(record).__name__)
     assert {"ComponentReport", "ComponentInfo", "UsableComponent", "AssemblyPlan", "Redownload"} <= seen
-
-
-def test_public_names_survive_importing_every_submodule():
-    before = {name: getattr(wan_nb, name) for name in wan_nb.__all__}
-    for module in pkgutil.walk_packages(wan_nb.__path__, "wan_nb."):
-        if module.name.startswith(("wan_nb.notebook", "wan_nb.demo", "wan_nb.cli")):
-            continue
-        importlib.import_module(module.name)
-    # Natural imports for type hints must not shadow the functions either.
-    from wan_nb.diagnosis import Diagnosis  # noqa: F401
-
-    after = {name: getattr(wan_nb, name) for name in wan_nb.__all__}
-    changed = [n for n in before if after[n] is not before[n]]
-    assert not changed
-    assert callable(wan_nb.diagnose) and callable(wan_nb.plan) and callable(wan_nb.recover)
 
 
 def test_analyze_help_and_readme_state_the_exit_codes():
