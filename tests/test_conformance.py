@@ -88,7 +88,12 @@ def _wan(kind: str):
 
 
 def _cogvideox():
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
 
     text_encoder, tokenizer = _t5()
     torch.manual_seed(0)
