@@ -138,7 +138,8 @@ class CpuTracker:
         # Every allocation a budget refused: its message. A library may turn the OOM into
         # another error and lose it (safetensors' loader: "could not determine the shape",
         # then OSError "Unable to load weights"); the budget still knows (MemoryBudget.__exit__).
-        self.refusals: list[str] = []
+        self.refusals: list[str] = []  # the last 16
+        self.refused = 0  # how many ever: budgets compare it at entry and exit
         self._lock = threading.RLock()
         self._on_free = self._make_on_free()
 
@@ -222,6 +223,7 @@ class CpuTracker:
         )
         self.refusals.append(facts)
         del self.refusals[:-16]
+        self.refused += 1
         return torch.OutOfMemoryError(
             f"{facts} Lower the memory the run needs (see wan_nb.estimate_memory) or raise the budget."
         )

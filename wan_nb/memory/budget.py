@@ -114,7 +114,7 @@ class MemoryBudget(contextlib.ContextDecorator):
 
             TRACKER.acquire()
             TRACKER.push_limit(limit)
-            entry.refused_before = len(TRACKER.refusals)
+            entry.refused_before = TRACKER.refused
         else:
             _enter_accelerator(entry)
         self._entries.append(entry)
@@ -127,7 +127,7 @@ class MemoryBudget(contextlib.ContextDecorator):
         if entry.device.type == "cpu":
             from wan_nb.memory._tracker import TRACKER
 
-            refused = TRACKER.refusals[entry.refused_before :] if len(TRACKER.refusals) > entry.refused_before else []
+            refused = TRACKER.refusals[-1:] if TRACKER.refused > entry.refused_before else []
             TRACKER.pop_limit(entry.limit)
             TRACKER.release()
             _note_refusal(exc[1] if len(exc) > 1 else None, refused)

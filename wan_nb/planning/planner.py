@@ -160,6 +160,7 @@ def plan(
     available_bytes: int | None = None,
     resident_bytes: int = 0,
     pipeline_bytes: int = 0,
+    failure_capacity: bool = True,
     applied: tuple[str, ...] = (),
     fresh_load_possible: bool = True,
     decode: bool = True,
@@ -181,6 +182,9 @@ def plan(
             resolution) run.
         strategies: consider only these (names or "a+b"), in place of the catalogue.
         available_bytes: override the memory available (the engine passes what it measured).
+        failure_capacity: without ``budget``, judge against the failure's own capacity (the
+            memory budget in the diagnosis, or the total its CUDA/HIP/MPS message reports)
+            rather than this machine's free memory.
         resident_bytes: memory held on the device by others, subtracted from a budget.
         pipeline_bytes: memory the user's existing pipeline holds; a fresh-load strategy on
             the CPU keeps it in memory beside the new load, so it is added to that estimate.
@@ -206,7 +210,7 @@ def plan(
     if settings is None:
         settings = GenerationSettings()
         notes.append("The call's settings are unknown: estimates use diffusers' Wan defaults (480x832, 81 frames).")
-    if available_bytes is None and budget_bytes is None:
+    if available_bytes is None and budget_bytes is None and failure_capacity:
         # No budget given: the memory that matters is the failing device's, never this
         # machine's free RAM. The failure states it: the budget it ran under, or the total
         # capacity the CUDA/HIP/MPS message reports.

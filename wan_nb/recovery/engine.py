@@ -34,7 +34,6 @@ from wan_nb.recovery.sandbox import Scope, clear_tracebacks
 from wan_nb.settings import GenerationSettings
 from wan_nb.strategies import Strategy, StrategyContext, get_strategy
 from wan_nb.strategies.state import release_caches
-from wan_nb.units import format_bytes
 from wan_nb.vocabulary import check_device
 
 __all__ = ["recover"]
@@ -115,13 +114,6 @@ def recover(
             clear_tracebacks(error)
         error = None
     outcome.diagnosis = diagnosis
-    own_budget = (getattr(diagnosis, "evidence", None) or {}).get("budget")
-    if budget is None and isinstance(own_budget, int) and own_budget > 0:
-        # The cell failed under its own memory_budget: rehearse under the same one, or every
-        # attempt would "fit" in this machine's RAM.
-        budget = outcome.budget = own_budget
-        outcome.notes.append(f"No budget given: attempts run under the failed run's own memory budget, "
-                             f"{format_bytes(own_budget)}.")
     if getattr(diagnosis, "category", None) in NOT_RETRIED and not force:
         # Nothing will be tried: do not run any of the user's code again.
         outcome.notes.append(NOT_RETRIED[diagnosis.category])
@@ -221,6 +213,9 @@ def _plan(scope: Scope, diagnosis: Any, report: Any, budget: Any, *, force: bool
         strategies=strategies,
         resident_bytes=resident if budget is not None else 0,
         pipeline_bytes=held,
+        # recover() without a budget measures this machine; the notebook passes the failed
+        # cell's own budget explicitly (magic.py), so the plan needs no guess from the diagnosis.
+        failure_capacity=False,
         applied=() if force else applied_strategies(scope.pipelines),
         fresh_load_possible=bool(path) or not scope.pipelines,
         decode=scope.observed.decode,

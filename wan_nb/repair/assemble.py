@@ -168,9 +168,13 @@ def _slot_accepts(slot: str, annotation: tuple, cls) -> bool:
     # diffusers' own rule: the constructor registers whatever it is given and from_pretrained
     # only warns when a passed component is not of the annotated type (its Wan tests build
     # WanPipeline with a T5EncoderModel where the annotation says UMT5EncoderModel). What must
-    # hold is the kind: a model where a model goes, a processor where a processor goes.
+    # hold is the kind: a model where a model goes, a processor where a processor goes. For
+    # diffusers' own models the class is the architecture (a VACE transformer is not a Wan
+    # one), so only transformers' components are taken by kind.
+    if _model_library(cls) != "transformers":
+        return False
     kind = _class_kind(cls)
-    return kind is not None and any(_class_kind(t) == kind for t in types)
+    return kind is not None and any(_model_library(t) == "transformers" and _class_kind(t) == kind for t in types)
 
 
 def _class_kind(cls) -> str | None:
