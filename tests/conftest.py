@@ -37,8 +37,8 @@ def fixture_cache(tmp_path_factory) -> Path:
 def tiny_path(fixture_cache) -> Callable[..., Path]:
     from wan_nb.fixtures import tiny_pipeline_path
 
-    def factory(variant: str = "wan2.1-t2v", size: int = 1) -> Path:
-        return tiny_pipeline_path(variant, size, cache_dir=fixture_cache)
+    def factory(variant: str = "wan2.1-t2v", size: int = 1, *, published_names: bool = False) -> Path:
+        return tiny_pipeline_path(variant, size, cache_dir=fixture_cache, published_names=published_names)
 
     return factory
 

@@ -135,7 +135,9 @@ def test_tiny_variant_loads_and_runs(tiny_path, variant):
     pipe = _load(path)
     expected_class = "WanImageToVideoPipeline" if variant == "wan2.1-i2v" else "WanPipeline"
     assert type(pipe).__name__ == index["_class_name"] == expected_class
-    assert index["tokenizer"] == ["transformers", "T5TokenizerFast"]
+    # What the installed save_pretrained writes is kept (transformers 5: T5Tokenizer);
+    # published_names=True writes the published repos' T5TokenizerFast.
+    assert index["tokenizer"][0] == "transformers" and index["tokenizer"][1].startswith("T5Tokenizer")
     assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"
     assert (
         pipe.scheduler.config.prediction_type == "flow_prediction" and pipe.scheduler.config.use_flow_sigmas
@@ -156,7 +158,7 @@ def test_tiny_variant_loads_and_runs(tiny_path, variant):
         assert pipe.vae.config.z_dim == 16 and pipe.scheduler.config.flow_shift == 3.0
     if variant == "wan2.1-i2v":
         assert index["image_encoder"] == ["transformers", "CLIPVisionModel"]
-        assert index["image_processor"] == ["transformers", "CLIPImageProcessor"]
+        assert index["image_processor"][0] == "transformers" and index["image_processor"][1].startswith("CLIPImageProcessor")
         assert pipe.transformer.config.image_dim == pipe.image_encoder.config.hidden_size
         assert pipe.transformer.config.in_channels == 36
 
@@ -575,3 +577,13 @@ def test_add_symlink_loop(tiny_path, model_copy):
     assert info.value.errno == errno.ELOOP
     again = copy_model(path, path.parent / "again")  # the loop survives a copy as a link
     assert (again / "vae" / link.name).is_symlink()
+
+
+def test_published_names_option_writes_the_published_class_names(tiny_path):
+    saved = json.loads((tiny_path("wan2.1-i2v") / "model_index.json").read_text())
+    published = json.loads((tiny_path("wan2.1-i2v", published_names=True) / "model_index.json").read_text())
+    assert published["tokenizer"] == ["transformers", "T5TokenizerFast"]
+    assert published["image_processor"] == ["transformers", "CLIPImageProcessor"]
+    # Only the names differ: everything else is what save_pretrained wrote.
+    assert {k: v for k, v in saved.items() if k not in ("tokenizer", "image_processor")} == \
+        {k: v for k, v in published.items() if k not in ("tokenizer", "image_processor")}

@@ -414,3 +414,13 @@ def test_unload_removes_everything_it_added(ip):
     assert ip.events.callbacks["post_run_cell"] == before_hooks
     assert (dict(bundle.deferred_printers), dict(bundle.type_printers)) == before_printers
     assert "_wan_report" not in ip.user_ns and extension_state(ip) is None
+
+
+def test_dry_run_without_budget_uses_the_failures_own_budget(ip, wan):
+    """The cell failed under its own memory_budget: the plan is judged against that, not host RAM."""
+    from wan_nb.units import parse_bytes
+
+    _fail(ip)
+    plan = ip.run_cell("%wan_recover --dry-run").result
+    assert plan.budget_bytes == parse_bytes(BUDGET)
+    assert plan.available_bytes is not None and plan.available_bytes <= parse_bytes(BUDGET)

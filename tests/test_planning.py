@@ -152,7 +152,7 @@ def test_plan_round_trips_through_json_and_reads_as_a_table(tiny_report):
                                    "slowdown", "changes", "reason"]
     assert len(frame) == len(p.candidates) and frame["order"].iloc[0] == 1
     text = p.to_text()
-    assert text.startswith("Plan for out_of_memory in vae_decode on cpu, 64.00 MiB available (budget 64.00 MiB):")
+    assert text.startswith("Plan for out_of_memory in vae_decode on cpu, 64.00 MiB available (budget 64.00 MiB, 0 B taken as in use):")
     assert "  1. vae_tiling" in text
     assert len(p) == len(p.planned) and list(p) == list(p.planned)
     with pytest.raises(KeyError, match="not in this plan"):

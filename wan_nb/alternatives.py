@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.libraries import installed_version, version_at_least
 from wan_nb.model import CheckpointError, ComponentReport, ModelFolderError, analyze_model_components
 from wan_nb.model.registry import (
@@ -78,7 +79,7 @@ class AlternativeModel:
         return format_bytes(self.predicted_peak_bytes) if self.predicted_peak_bytes else "unknown"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlternativeModel:

@@ -104,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("analyze", help="component table of a model folder (reads headers only)")
+    p = sub.add_parser(
+        "analyze",
+        help="component table of a model folder (reads headers only)",
+        description="Component table of a diffusers model folder, from its JSON files and safetensors headers.",
+        epilog="exit status: 0 every component is ok, 1 problems were found (listed in the table), "
+        "2 the path is not a model folder (or another bad argument).",
+    )
     p.add_argument("path", help="diffusers model folder (holds model_index.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--deep", action="store_true", help="also build each component on the meta device")

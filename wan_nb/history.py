@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
+
 ENV_VAR = "WAN_NB_HISTORY"
 PRIOR_MU = 0.0
 PRIOR_SIGMA = 0.15
@@ -76,7 +78,7 @@ class HistoryRecord:
     time: float = 0.0  # seconds since the epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HistoryRecord:
@@ -147,7 +149,7 @@ class Probability:
     basis: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Probability:

@@ -355,6 +355,11 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         evidence["frame"] = frame.describe()
     if located_by:
         evidence["stage_from"] = located_by
+    if category in ("out_of_memory", "host_out_of_memory") and any(
+            _IMAGE_CONTEXT.search(f"{f.name} {f.code}") for f in chosen.frames[-3:]):
+        # An I2V transformer's projection of the image embedding: one image whatever the
+        # frames, so a plan can tell that fewer frames would not change this allocation.
+        evidence["allocation_in"] = "image_context"
     component = P.component_from(chosen, evidence, stage)
     if category == "component_missing" and component is None:
         component = _missing_from_folder(evidence)
@@ -390,6 +395,9 @@ def _library_frame_line(parsed: ParsedText) -> bool:
 
 
 _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_video|mimwrite|mimsave)\b")
+
+
+_IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
 
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
@@ -536,6 +544,9 @@ def _summary(category: str, stage: str, component: str | None, ev: dict) -> str:
             return (f"The installed library does not accept `{ev['unexpected_keyword']}`: it is older (or newer) "
                     f"than the code or checkpoint expects.")
         return f"The checkpoint or code expects a different library version{during}."
+    if category == "component_missing" and ev.get("unloadable_class"):
+        return (f"model_index.json names {ev['unloadable_class']} for {component or 'a component'}, which diffusers "
+                "cannot load: it loads concrete model, tokenizer, scheduler and processor classes, not a factory.")
     if category == "component_missing":
         what = ev.get("missing_file") or "a file"
         where = ev.get("missing_path")
@@ -675,6 +686,12 @@ def _next_steps(category: str, stage: str, component: str | None, ev: dict) -> t
             steps.append("Upgrade the libraries named in the error (pip install -U diffusers transformers), then "
                          "restart the kernel.")
         steps.append("Check that the checkpoint matches the model: a Wan 2.2 checkpoint needs Wan 2.2 classes.")
+    elif category == "component_missing" and ev.get("unloadable_class"):
+        name = component or "the component"
+        steps.append(f"In model_index.json, replace {ev['unloadable_class']} for {name} by the concrete class (for a "
+                     "tokenizer, the `tokenizer_class` of its tokenizer_config.json, e.g. T5TokenizerFast).")
+        steps.append(f"Or load it yourself and pass it: `from_pretrained(path, {name}="
+                     f"{ev['unloadable_class']}.from_pretrained(path, subfolder={name!r}))`.")
     elif category == "component_missing":
         what = component or ev.get("missing_file") or "the component"
         if component is None and ev.get("missing_file") in ("config.json", "model_index.json"):

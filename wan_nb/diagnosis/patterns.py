@@ -125,6 +125,7 @@ _OLD_CAPACITY = re.compile(r"\((?:GPU|device) (\d+);\s*" + _SIZE + r" total capa
 _MPS = re.compile(r"MPS allocated:\s*" + _SIZE + r",\s*other allocations:\s*" + _SIZE +
                   r",\s*max allowed:\s*" + _SIZE, _I)
 _BUDGET = re.compile(r"budget(?: of| is|:|=)?\s+" + _SIZE, _I)
+_EXACT_BYTES = re.compile(r"\s*\((\d+) bytes\)")
 _IN_USE = re.compile(r"(?:in use|already (?:allocated|in use)|live)(?: of| is|:|=)?\s+" + _SIZE, _I)
 _COMFY_REQUESTED = re.compile(r"Requested\s*:\s*" + _SIZE, _I)
 _COMFY_LIMIT = re.compile(r"Device limit\s*:\s*" + _SIZE, _I)
@@ -191,6 +192,9 @@ def oom_numbers(message: str) -> dict[str, str | int | float]:
     m = _BUDGET.search(message)
     if m:
         facts["budget"] = facts["total_capacity"] = _bytes(m[1], m[2])
+        exact = _EXACT_BYTES.match(message, m.end())  # wan_nb's budget also prints the exact count
+        if exact:
+            facts["budget"] = facts["total_capacity"] = int(exact[1])
         m = _IN_USE.search(message)
         if m:
             facts["in_use"] = _bytes(m[1], m[2])
@@ -386,6 +390,9 @@ def classify(err: ParsedError) -> Finding | None:
         # middle of a huge one (a list of 2,000 missing keys) only costs time.
         text = text[: _MAX_CLASSIFY - 2000] + "\n" + text[-2000:]
 
+    if _BUDGET_REFUSED.search(text):
+        # wan_nb's own budget refused an allocation behind whatever the library raised.
+        return Finding("out_of_memory", "wan_nb's memory budget refused an allocation", oom_numbers(text))
     if _CUDA_ERROR_OOM.search(text):
         return Finding("out_of_memory", "the accelerator API reported an allocation failure", oom_numbers(text))
     if is_type(err, "OutOfMemoryError"):
@@ -421,6 +428,10 @@ _FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8
                       r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported")
 
 
+# The note wan_nb.memory.budget puts on an error leaving a block where it refused an allocation.
+_BUDGET_REFUSED = _rx(r"wan_nb\.memory_budget refused an allocation")
+
+
 def _device_or_dtype(text: str) -> Finding | None:
     pair = _TYPE_PAIR.search(text)
     if pair:
@@ -444,7 +455,17 @@ def _device_or_dtype(text: str) -> Finding | None:
     return None
 
 
+# diffusers' load_sub_model, for a model_index.json class that is no subclass of its
+# LOADABLE_CLASSES (transformers' AutoTokenizer, AutoModel, ...).
+_UNLOADABLE = _rx(r"The component <class '(?P<path>[\w.]+)'> of <class '[\w.]+'> cannot be loaded as it does "
+                  r"not seem to have any of the loading methods")
+
+
 def _loading(err: ParsedError, text: str) -> Finding | None:
+    m = _UNLOADABLE.search(text)
+    if m:
+        return Finding("component_missing", "model_index.json names a class diffusers cannot load",
+                       {"unloadable_class": m["path"].rsplit(".", 1)[-1]})
     if _CORRUPT.search(text):
         facts: dict[str, str | int | float] = {}
         m = re.search(r"(?:checkpoint file|config file at|file) (?:for )?['\"]([^'\"]+)['\"]", text, _I)

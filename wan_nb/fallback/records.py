@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.alternatives import AlternativeModel
 from wan_nb.repair import UsableComponent
 
@@ -54,7 +55,7 @@ class AttemptRecord:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttemptRecord:

@@ -135,6 +135,11 @@ class CpuTracker:
         self._limits: list[int] = []
         self.watchers: list[Watcher] = []
         self.limit: int | None = None
+        # Every allocation a budget refused: its message. A library may turn the OOM into
+        # another error and lose it (safetensors' loader: "could not determine the shape",
+        # then OSError "Unable to load weights"); the budget still knows (MemoryBudget.__exit__).
+        self.refusals: list[str] = []  # the last 16
+        self.refused = 0  # how many ever: budgets compare it at entry and exit
         self._lock = threading.RLock()
         self._on_free = self._make_on_free()
 
@@ -212,10 +217,15 @@ class CpuTracker:
         self.limit = min(self._limits) if self._limits else None
 
     def _oom(self, request: int) -> torch.OutOfMemoryError:
-        return torch.OutOfMemoryError(
+        facts = (
             f"CPU out of memory under wan_nb.memory_budget: Tried to allocate {format_bytes(request)}; "
-            f"budget {format_bytes(self.limit)}; in use {format_bytes(self.current)}. "
-            "Lower the memory the run needs (see wan_nb.estimate_memory) or raise the budget."
+            f"budget {format_bytes(self.limit)} ({self.limit} bytes); in use {format_bytes(self.current)}."
+        )
+        self.refusals.append(facts)
+        del self.refusals[:-16]
+        self.refused += 1
+        return torch.OutOfMemoryError(
+            f"{facts} Lower the memory the run needs (see wan_nb.estimate_memory) or raise the budget."
         )
 
     def _precheck(self, func, args, kwargs) -> torch.OutOfMemoryError | None:

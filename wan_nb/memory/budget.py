@@ -63,6 +63,7 @@ class _Entry:
     ballast: list[Any] = field(default_factory=list)
     ballast_bytes: int = 0
     previous_fraction: float | None = None
+    refused_before: int = 0  # how many refusals the tracker had recorded at entry
 
 
 # device string -> effective limits of the budgets active on it, innermost last.
@@ -113,6 +114,7 @@ class MemoryBudget(contextlib.ContextDecorator):
 
             TRACKER.acquire()
             TRACKER.push_limit(limit)
+            entry.refused_before = TRACKER.refused
         else:
             _enter_accelerator(entry)
         self._entries.append(entry)
@@ -125,10 +127,34 @@ class MemoryBudget(contextlib.ContextDecorator):
         if entry.device.type == "cpu":
             from wan_nb.memory._tracker import TRACKER
 
+            refused = TRACKER.refusals[-1:] if TRACKER.refused > entry.refused_before else []
             TRACKER.pop_limit(entry.limit)
             TRACKER.release()
+            _note_refusal(exc[1] if len(exc) > 1 else None, refused)
         else:
             _exit_accelerator(entry)
+
+
+# The words diagnosis looks for (wan_nb.diagnosis.patterns._BUDGET_REFUSED).
+REFUSAL_NOTE = "wan_nb.memory_budget refused an allocation in this block"
+
+
+def _note_refusal(error: BaseException | None, refused: list[str]) -> None:
+    """Say on the error leaving the block that the budget refused an allocation in it.
+
+    A library may have turned the budget's OOM into something else (an ``OSError``
+    "Unable to load weights" that blames a good file); the note, which tracebacks print and
+    ``diagnose`` reads, keeps the cause. An OOM error needs no note: it says so itself.
+    """
+    if error is None or not refused or any(c.__name__ == "OutOfMemoryError" for c in type(error).__mro__):
+        return
+    note = f"{REFUSAL_NOTE} ({refused[-1]}); the error above is what the code made of that refusal."
+    if note in (getattr(error, "__notes__", None) or ()):
+        return
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10: no add_note; the same list, which diagnose reads
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
 
 
 def memory_budget(budget: str | int | float, device: Any = None) -> MemoryBudget:

@@ -31,21 +31,11 @@ from wan_nb.model.checkpoint import (
     read_safetensors_header,
 )
 from wan_nb.model.deep import check_functional
+from wan_nb.model.kinds import CONFIG_FILES, TOKENIZER, TOKENIZER_VOCAB_FILES, component_kind, refusal
 from wan_nb.model.report import ComponentInfo, ComponentReport, ModelFolderError
 
 # model_index.json keys that are not components
 _PIPELINE_KEYS = {"_class_name", "_diffusers_version", "_name_or_path"}
-
-
-def _config_name(class_name: str | None) -> tuple[str, ...]:
-    name = class_name or ""
-    if name.endswith("Scheduler"):
-        return ("scheduler_config.json",)
-    if name.endswith(("Tokenizer", "TokenizerFast")):
-        return ("tokenizer_config.json", "tokenizer.json")
-    if name.endswith(("Processor", "FeatureExtractor")):
-        return ("preprocessor_config.json",)
-    return ("config.json",)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -106,21 +96,27 @@ def _analyze_component(root: Path, name: str, library: str | None, class_name: s
         )
 
     files = sorted(_relative(p, root) for p in folder.iterdir() if p.is_file())
-    info = replace(info, files=tuple(files))
+    kind = component_kind(library, class_name, files)
+    info = replace(info, files=tuple(files), kind=kind)
 
-    # config
-    candidates = _config_name(class_name)
+    # config: the file this kind's save_pretrained writes
+    candidates = CONFIG_FILES.get(kind or "", ("config.json",))
     config_path = next((folder / c for c in candidates if (folder / c).is_file()), None)
     status = "ok"
     if config_path is None:
         problems.append(f"{name}/{candidates[0]} is missing; download it again.")
         status = "missing"
-    elif config_path.suffix == ".json" and config_path.name != "tokenizer.json":
+    else:
         try:
             info = replace(info, config=read_json(config_path, f"{name}/{config_path.name}"))
         except CheckpointError as exc:
             problems.append(str(exc))
             status = "corrupt"
+    if kind == TOKENIZER and not any((folder / f).is_file() for f in TOKENIZER_VOCAB_FILES):
+        problems.append(
+            f"{name}/ has no vocabulary file ({' or '.join(TOKENIZER_VOCAB_FILES[:2])}); download the tokenizer again."
+        )
+        status = "missing" if status == "ok" else status
 
     # weights: headers only
     if info.has_weights:
@@ -164,6 +160,10 @@ def _analyze_component(root: Path, name: str, library: str | None, class_name: s
     if status == "ok" and not info.importable:
         status = "unavailable"
         problems.append(_unavailable_advice(library, class_name))
+    refused = refusal(library, class_name)
+    if status == "ok" and refused:
+        status = "unavailable"
+        problems.append(refused)
     return replace(info, status=status, problems=tuple(problems))
 
 

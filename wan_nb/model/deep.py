@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from wan_nb.model.checkpoint import CheckpointError, find_weight_files, read_safetensors_header
+from wan_nb.model.kinds import SCHEDULER, component_kind
 from wan_nb.model.report import ComponentInfo
 
 
@@ -32,6 +33,22 @@ def _build_model(cls, info: ComponentInfo, folder: Path):
             return cls.from_config(info.config)
         config = cls.config_class.from_pretrained(folder)
         return cls(config)
+
+
+def _split_buffers(info: ComponentInfo, model, shapes: dict[str, tuple[int, ...]]) -> ComponentInfo:
+    """``parameters`` as ``module.parameters()`` counts them, the stored buffers apart.
+
+    The header holds every persistent tensor; only the built class knows which of them are
+    buffers (LTX's VAE stores ``latents_mean`` and ``latents_std``).
+    """
+    import math
+
+    persistent = set(model.state_dict())
+    stored = {k for k, _ in model.named_buffers() if k in persistent and k in shapes}
+    buffers = sum(math.prod(shapes[k]) for k in stored)
+    if info.parameters is None:
+        return replace(info, buffers=buffers)
+    return replace(info, parameters=info.parameters - buffers, buffers=buffers)
 
 
 def _compare(model, shapes: dict[str, tuple[int, ...]], name: str) -> list[str]:
@@ -82,8 +99,10 @@ def check_functional(root: Path, info: ComponentInfo) -> ComponentInfo:
         cls = getattr(importlib.import_module(info.library), info.class_name)
         if info.has_weights:
             model = _build_model(cls, info, folder)
-            problems = _compare(model, _header_shapes(folder), info.name)
-        elif info.class_name.endswith("Scheduler"):
+            shapes = _header_shapes(folder)
+            problems = _compare(model, shapes, info.name)
+            info = _split_buffers(info, model, shapes)
+        elif (info.kind or component_kind(info.library, info.class_name, info.files)) == SCHEDULER:
             cls.from_config(info.config)
             problems = []
         else:

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.libraries import version_tuple
 from wan_nb.model.report import ComponentReport
 
@@ -42,7 +43,7 @@ class PeakFigure:
     as_published: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PeakFigure:
@@ -83,7 +84,7 @@ class ModelEntry:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.model.checkpoint import CheckpointError
+from wan_nb.model.kinds import component_kind, holds_weights
 from wan_nb.units import format_bytes
-
-# Classes that hold no weights (decided from the class name; see DESIGN's inputs made by others).
-_NO_WEIGHTS_SUFFIXES = ("Tokenizer", "TokenizerFast", "Scheduler", "Processor", "ImageProcessor", "FeatureExtractor")
 
 
 class ModelFolderError(CheckpointError):
@@ -33,13 +32,19 @@ class ComponentInfo:
     config: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     functional: bool | None = None  # set by deep analysis only
+    # model | tokenizer | scheduler | image_processor | feature_extractor | processor (model.kinds):
+    # from the class's place in its library and the folder's files, never from the name.
+    kind: str | None = None
+    # Elements of the persistent buffers stored in the weight files (deep analysis tells them
+    # from parameters by building the class; until then ``parameters`` counts every tensor).
+    buffers: int | None = None
 
     @property
     def has_weights(self) -> bool:
-        return not (self.class_name or "").endswith(_NO_WEIGHTS_SUFFIXES)
+        return holds_weights(self.kind or component_kind(self.library, self.class_name, self.files))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ComponentInfo:
@@ -94,7 +99,7 @@ class ComponentReport:
         return self.problems + tuple(f"{c.name}: {p}" for c in self.components for p in c.problems)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ComponentReport:

@@ -105,6 +105,12 @@ class WanMagics(Magics):
         else:
             source, diagnosis = cell, None
         run = self._cell_run(source, track=args.explore)
+        own = (getattr(diagnosis, "evidence", None) or {}).get("budget")
+        if kwargs.get("budget") is None and isinstance(own, int) and own > 0:
+            # The cell failed under its own memory_budget: plan and rehearse under the same
+            # one, not under this machine's free RAM.
+            kwargs["budget"] = own
+            print(f"wan_nb: no --budget given: using the failed cell's own memory budget ({own:,} bytes).")
         if args.dry_run:
             return self._dry_run(run, diagnosis, kwargs)
         return self._recover(run, diagnosis, kwargs, args, is_cell=cell is not None)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +162,7 @@ def plan(
     available_bytes: int | None = None,
     resident_bytes: int = 0,
     pipeline_bytes: int = 0,
+    failure_capacity: bool = True,
     applied: tuple[str, ...] = (),
     fresh_load_possible: bool = True,
     decode: bool = True,
@@ -182,6 +184,9 @@ def plan(
             resolution) run.
         strategies: consider only these (names or "a+b"), in place of the catalogue.
         available_bytes: override the memory available (the engine passes what it measured).
+        failure_capacity: without ``budget``, judge against the failure's own capacity (the
+            memory budget in the diagnosis, or the total its CUDA/HIP/MPS message reports)
+            rather than this machine's free memory.
         resident_bytes: memory held on the device by others, subtracted from a budget.
         pipeline_bytes: memory the user's existing pipeline holds; a fresh-load strategy on
             the CPU keeps it in memory beside the new load, so it is added to that estimate.
@@ -207,8 +212,23 @@ def plan(
     if settings is None:
         settings = GenerationSettings()
         notes.append("The call's settings are unknown: estimates use diffusers' Wan defaults (480x832, 81 frames).")
+    if available_bytes is None and budget_bytes is None and failure_capacity:
+        # No budget given: the memory that matters is the failing device's, never this
+        # machine's free RAM. The failure states it: the budget it ran under, or the total
+        # capacity the CUDA/HIP/MPS message reports.
+        evidence = getattr(diagnosis, "evidence", None) or {}
+        own = next((evidence[k] for k in ("budget", "total_capacity")
+                    if isinstance(evidence.get(k), int) and not isinstance(evidence.get(k), bool) and evidence[k] > 0),
+                   None)
+        if own is not None:
+            budget_bytes = own
+            where = "the memory budget it ran under" if evidence.get("budget") == own else \
+                "the device's total capacity its message reports"
+            notes.append(f"No budget given: the memory available is the failure's own, {format_bytes(own)} ({where}).")
+    assumed_resident = 0
     if available_bytes is None:
         if budget_bytes is not None:
+            assumed_resident = int(resident_bytes)
             available_bytes = max(0, budget_bytes - resident_bytes)
         else:
             free = _free_bytes(device)
@@ -216,7 +236,8 @@ def plan(
 
     if category in NOT_RETRIED:
         return Plan((), device, category, stage, budget_bytes, available_bytes, settings, allow_degraded, margin,
-                    (NOT_RETRIED[category],))
+                    (NOT_RETRIED[category],), resident_bytes=assumed_resident,
+                pipeline_bytes=int(pipeline_bytes))
     names = _candidate_names(category, strategies)
     if not names:
         notes.append(
@@ -249,7 +270,7 @@ def plan(
                 reason=f"{strategy.summary}; {why}", available_bytes=available_bytes,
                 skip_reason=None if runnable else why, quality=strategy.quality)))
             continue
-        skip = _why_not(strategy, env)
+        skip = _why_not(strategy, env) or _cannot_change(strategy, stage, report, diagnosis)
         extra = pipeline_bytes if (strategy.fresh_load and env.is_cpu) else 0
         non_degraded = "+".join(m.name for m in strategy.members if not m.degraded) or None
         changes: dict[str, Any] = {}
@@ -315,7 +336,8 @@ def plan(
     elif report is None and names:
         notes.append("No model folder is known, so nothing is estimated: the order follows the diagnosis and cost.")
     return Plan(tuple(c for _, c in rows), device, category, stage, budget_bytes, available_bytes, settings,
-                allow_degraded, margin, tuple(notes))
+                allow_degraded, margin, tuple(notes), resident_bytes=assumed_resident,
+                pipeline_bytes=int(pipeline_bytes))
 
 
 def _why_not(strategy: Strategy, env: _Environment) -> str | None:
@@ -403,6 +425,34 @@ def _reason(strategy: Strategy, stage: str, fit: str, peak: int | None, availabl
 
 
 # -- checks at entry and the device --------------------------------------------------------
+# Pipelines whose frame count comes from the input video, not from num_frames.
+_INPUT_VIDEO_PIPELINES = frozenset({"WanVideoToVideoPipeline", "WanVACEPipeline"})
+# A frame in the image-context projection of an I2V transformer (a fixed-size image embedding).
+_IMAGE_CONTEXT = re.compile(r"ImageEmbedding|image_embedder", re.I)
+
+
+def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> str | None:
+    """Why ``strategy`` cannot change the allocation that failed, or None when it may.
+
+    Fewer frames shrink what is generated, not what the input fixes: the input image or
+    video made ready for encoding (``preprocess``), a V2V/VACE input video's encoding, or
+    an I2V transformer's projection of the image context (one image, whatever the frames).
+    """
+    if not any(m.name == "fewer_frames" for m in strategy.members):
+        return None
+    evidence = getattr(diagnosis, "evidence", None) or {}
+    where = str(evidence.get("frame", ""))
+    pipeline = getattr(report, "pipeline_class", None)
+    if stage == "preprocess":
+        return "cannot change the failing allocation: it is in the input's preprocessing, which the input fixes"
+    if stage == "vae_encode" and pipeline in _INPUT_VIDEO_PIPELINES:
+        return f"cannot change the failing allocation: {pipeline} takes its frame count from the input video"
+    if evidence.get("allocation_in") == "image_context" or _IMAGE_CONTEXT.search(where):
+        return ("cannot change the failing allocation: it is in the image-context projection, "
+                "whose size does not depend on the frames")
+    return None
+
+
 def _check_arguments(diagnosis: Any, report: Any, settings: Any, device: Any, budget: Any, margin: Any,
                      strategies: Any) -> tuple[Any, str, int | None]:
     """Validate ``plan``'s arguments; returns (diagnosis, device, budget in bytes)."""

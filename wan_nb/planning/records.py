@@ -73,6 +73,11 @@ class Plan:
     allow_degraded: bool = False
     margin: float = SAFETY_MARGIN
     notes: tuple[str, ...] = ()
+    # Device memory the plan took as already in use besides the pipeline (taken off the
+    # budget): recover() measures it; plan() uses what it is given (0 unless told).
+    resident_bytes: int = 0
+    # The pipeline's own bytes the plan counted for strategies that load a fresh copy.
+    pipeline_bytes: int = 0
 
     @property
     def planned(self) -> tuple[Candidate, ...]:
@@ -106,6 +111,8 @@ class Plan:
             "allow_degraded": self.allow_degraded,
             "margin": self.margin,
             "notes": list(self.notes),
+            "resident_bytes": self.resident_bytes,
+            "pipeline_bytes": self.pipeline_bytes,
         }
 
     @classmethod
@@ -122,6 +129,8 @@ class Plan:
             allow_degraded=bool(data.get("allow_degraded", False)),
             margin=float(data.get("margin", SAFETY_MARGIN)),
             notes=tuple(data.get("notes", ())),
+            resident_bytes=int(data.get("resident_bytes") or 0),
+            pipeline_bytes=int(data.get("pipeline_bytes") or 0),
         )
 
     def to_frame(self):
@@ -150,7 +159,8 @@ class Plan:
         head += f" on {self.device}"
         if self.available_bytes is not None:
             head += f", {format_bytes(self.available_bytes)} available"
-            head += f" (budget {format_bytes(self.budget_bytes)})" if self.budget_bytes is not None else ""
+            if self.budget_bytes is not None:
+                head += f" (budget {format_bytes(self.budget_bytes)}, {format_bytes(self.resident_bytes)} taken as in use)"
         lines = [head + ":"]
         for i, c in enumerate(self.planned, 1):
             est = format_bytes(c.estimated_peak_bytes) if c.estimated_peak_bytes is not None else "no estimate"

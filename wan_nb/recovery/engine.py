@@ -247,6 +247,9 @@ def _plan(scope: Scope, diagnosis: Any, report: Any, budget: Any, *, force: bool
         strategies=strategies,
         resident_bytes=resident if budget is not None else 0,
         pipeline_bytes=held,
+        # recover() without a budget measures this machine; the notebook passes the failed
+        # cell's own budget explicitly (magic.py), so the plan needs no guess from the diagnosis.
+        failure_capacity=False,
         applied=() if force else applied_strategies(scope.pipelines),
         fresh_load_possible=bool(path) or not scope.pipelines,
         decode=scope.observed.decode,

@@ -20,8 +20,11 @@ class ConsentRequired(SubstitutionError):
     """Running the folder's own code needs ``allow_remote_code=True``."""
 
 
-def is_model_class_name(class_name: str) -> bool:
-    return not class_name.endswith(("Tokenizer", "TokenizerFast", "Scheduler", "Processor", "FeatureExtractor"))
+def is_model_class_name(class_name: str, library: str | None = None) -> bool:
+    """Whether the class holds weights, by its place in its library (``model.kinds``), not its name."""
+    from wan_nb.model.kinds import MODEL, component_kind
+
+    return component_kind(library, class_name) == MODEL
 
 
 def as_report(path_or_report: str | os.PathLike[str] | ComponentReport) -> ComponentReport:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.libraries import (
     installed_version,
     version_at_least,
@@ -61,7 +62,7 @@ class ComponentSource:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ComponentSource:
@@ -80,9 +81,10 @@ class AssemblyPlan:
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
     limitations: tuple[str, ...] = ()
     rejected: tuple[tuple[str, str], ...] = ()  # (class, why it does not fit)
+    pipeline_module: str = "diffusers"  # where pipeline_class is imported from (a class passed in)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AssemblyPlan:
@@ -105,7 +107,7 @@ class AssemblyPlan:
         lines.append("")
         for source in self.components:
             kwargs = ""
-            if torch_dtype and is_model_class_name(source.class_name):
+            if torch_dtype and is_model_class_name(source.class_name, source.library):
                 key = "torch_dtype" if source.library == "diffusers" else "dtype"
                 kwargs = f", {key}=torch.{torch_dtype}"
             comment = f"  # from {source.origin}" if source.origin != "model" else ""
@@ -163,7 +165,22 @@ def _slot_accepts(slot: str, annotation: tuple, cls) -> bool:
     for expected in types:
         if expected.__name__.startswith("Auto") or issubclass(cls, expected):
             return True
-    return False
+    # diffusers' own rule: the constructor registers whatever it is given and from_pretrained
+    # only warns when a passed component is not of the annotated type (its Wan tests build
+    # WanPipeline with a T5EncoderModel where the annotation says UMT5EncoderModel). What must
+    # hold is the kind: a model where a model goes, a processor where a processor goes. For
+    # diffusers' own models the class is the architecture (a VACE transformer is not a Wan
+    # one), so only transformers' components are taken by kind.
+    if _model_library(cls) != "transformers":
+        return False
+    kind = _class_kind(cls)
+    return kind is not None and any(_model_library(t) == "transformers" and _class_kind(t) == kind for t in types)
+
+
+def _class_kind(cls) -> str | None:
+    from wan_nb.model.kinds import library_kind
+
+    return library_kind(_model_library(cls), getattr(cls, "__name__", None))
 
 
 def _slot_class(annotation: tuple):
@@ -290,14 +307,15 @@ def plan_assembly(
     path_or_report: str | os.PathLike[str] | ComponentReport,
     *,
     donors: dict[str, Any] | None = None,
-    pipeline_class: str | None = None,
+    pipeline_class: str | type | None = None,
 ) -> AssemblyPlan:
     """Choose the installed pipeline class for the folder's components (nothing is loaded).
 
     Args:
         donors: component name -> a :class:`wan_nb.repair.donors.Donor`, or a folder to take that
             component from, for components that are missing or damaged in the folder.
-        pipeline_class: force this diffusers class instead of choosing one.
+        pipeline_class: force this diffusers class (its name, or the class itself) instead of
+            choosing one.
 
     Raises:
         SubstitutionError: a component is missing without a donor, or no installed class fits.
@@ -321,7 +339,14 @@ def plan_assembly(
     available = _component_classes(report, donors)
     task = inferred_task(report)
 
-    if pipeline_class:
+    if isinstance(pipeline_class, type):
+        if not hasattr(pipeline_class, "_get_signature_types") or not hasattr(pipeline_class, "from_pretrained"):
+            raise SubstitutionError(
+                f"`pipeline_class={pipeline_class.__name__}` is not a diffusers pipeline class "
+                "(a subclass of DiffusionPipeline); pass one, or its name."
+            )
+        candidates = [pipeline_class]
+    elif pipeline_class:
         cls = import_class("diffusers", pipeline_class)
         if cls is None:
             raise SubstitutionError(
@@ -385,6 +410,7 @@ def plan_assembly(
         pipeline_kwargs=kwargs,
         limitations=tuple(limitations),
         rejected=tuple(rejected),
+        pipeline_module="diffusers" if import_class("diffusers", cls.__name__) is cls else cls.__module__,
     )
 
 
@@ -404,7 +430,7 @@ def load_component(source: ComponentSource, torch_dtype=None, *, strict: bool | 
         )
     kwargs: dict[str, Any] = {}
     dtype = torch_dtype_of(torch_dtype)
-    is_model = is_model_class_name(source.class_name) and hasattr(cls, "from_pretrained")
+    is_model = is_model_class_name(source.class_name, source.library) and hasattr(cls, "from_pretrained")
     if dtype is not None and is_model:
         # transformers >= 4.56 renamed torch_dtype to dtype (as diffusers' own loader does).
         newer = source.library == "transformers" and version_at_least(installed_version("transformers"), "4.56.0")
@@ -433,7 +459,7 @@ def load_component(source: ComponentSource, torch_dtype=None, *, strict: bool | 
 
 def build_from_plan(plan: AssemblyPlan, *, torch_dtype=None):
     """Load every component of ``plan`` and construct its pipeline (in memory only)."""
-    pipeline_cls = import_class("diffusers", plan.pipeline_class)
+    pipeline_cls = import_class(plan.pipeline_module, plan.pipeline_class)
     if pipeline_cls is None:
         raise SubstitutionError(f"{plan.pipeline_class} is not installed; plan the assembly again.")
     modules = {source.name: load_component(source, torch_dtype) for source in plan.components}
@@ -452,7 +478,7 @@ def assemble_components(
     path: str | os.PathLike[str] | ComponentReport,
     *,
     donors: dict[str, Any] | None = None,
-    pipeline_class: str | None = None,
+    pipeline_class: str | type | None = None,
     torch_dtype=None,
     allow_remote_code: bool = False,
 ):

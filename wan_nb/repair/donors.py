@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.model import ComponentInfo, ComponentReport, analyze_model_components
 from wan_nb.model.checkpoint import CheckpointError, read_json
 from wan_nb.model.discovery import local_model_folders
@@ -88,7 +89,7 @@ class UsableComponent:
         return format_bytes(self.memory_bytes) if self.memory_bytes is not None else "—"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UsableComponent:
@@ -210,7 +211,7 @@ class Donor:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Donor:

@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.libraries import version_at_least
 from wan_nb.model import ComponentReport
 from wan_nb.repair._common import CONSENT_REASON, SubstitutionError, as_report
@@ -25,7 +26,7 @@ class SubstitutionOption:
     runs: bool = True  # False: guidance only (upgrade_library)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubstitutionOption:

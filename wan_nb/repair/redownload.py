@@ -8,9 +8,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.model import ComponentInfo, ComponentReport, analyze_model_components
 from wan_nb.model.checkpoint import CheckpointError, find_weight_files, read_json, read_safetensors_header
 from wan_nb.model.discovery import repo_id_from_cache_path
+from wan_nb.model.kinds import CONFIG_FILES, MODEL, TOKENIZER, component_kind
 from wan_nb.model.registry import identify_model
 from wan_nb.repair._common import broken_components
 
@@ -28,7 +30,7 @@ class Redownload:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Redownload:
@@ -40,13 +42,12 @@ class Redownload:
 
 def _expected_files(info: ComponentInfo) -> tuple[str, ...]:
     """The file names a component of this class usually has (its folder being gone)."""
-    name, cls = info.name, info.class_name or ""
-    if cls.endswith("Scheduler"):
-        return (f"{name}/scheduler_config.json",)
-    if cls.endswith(("Tokenizer", "TokenizerFast")):
+    name = info.name
+    kind = info.kind or component_kind(info.library, info.class_name, info.files)
+    if kind == TOKENIZER:
         return (f"{name}/tokenizer_config.json", f"{name}/tokenizer.json")
-    if cls.endswith(("Processor", "FeatureExtractor")):
-        return (f"{name}/preprocessor_config.json",)
+    if kind in CONFIG_FILES and kind != MODEL:
+        return (f"{name}/{CONFIG_FILES[kind][0]}",)
     weights = "diffusion_pytorch_model.safetensors" if info.library == "diffusers" else "model.safetensors"
     return (f"{name}/config.json", f"{name}/{weights}")
 
@@ -62,10 +63,9 @@ def _bad_files(root: Path, info: ComponentInfo) -> tuple[str, ...]:
         except ValueError:
             return str(file)
 
-    config_names = {"Scheduler": "scheduler_config.json"}
-    suffix = next((s for s in config_names if (info.class_name or "").endswith(s)), None)
-    config_name = config_names[suffix] if suffix else "config.json"
-    if info.has_weights or suffix:
+    kind = info.kind or component_kind(info.library, info.class_name, info.files)
+    config_name = CONFIG_FILES.get(kind or "", ("config.json",))[0]
+    if info.has_weights or kind in CONFIG_FILES:
         config_path = folder / config_name
         try:
             read_json(config_path)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.model.checkpoint import CheckpointError, read_json
 from wan_nb.repair._common import (
     CONSENT_REASON,
@@ -37,7 +38,7 @@ class RemoteCode:
     missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RemoteCode:

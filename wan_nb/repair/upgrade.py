@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from wan_nb._records import json_native
 from wan_nb.libraries import WAN22_INTRODUCED, WAN_CLASS_INTRODUCED, version_at_least, version_tuple
 from wan_nb.model import ComponentReport
 from wan_nb.model.registry import min_diffusers_for
@@ -24,7 +25,7 @@ class UpgradeGuidance:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_native(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UpgradeGuidance:

@@ -1,0 +1,246 @@
+"""Pipelines built the way diffusers' own tests configure them, saved by the installed libraries.
+
+The configurations are written here from the facts of diffusers' test suite
+(tests/pipelines/wan, cogvideo, ltx): a tiny random ``T5EncoderModel`` text encoder, the
+CLIP vision encoder with projection and its image processor for I2V, the VACE transformer,
+an input video for V2V, two experts for Wan 2.2, and two relatives (CogVideoX, LTX). The
+tokenizer is built locally (no hub). Each folder must analyse ``ok`` with parameter counts
+equal to the modules' own, and pass the deep check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import wan_nb
+
+torch = pytest.importorskip("torch")
+
+
+def _t5(d_model: int = 32):
+    from transformers import T5Config, T5EncoderModel
+
+    from wan_nb.fixtures import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                      relative_attention_num_buckets=8, is_encoder_decoder=False)
+    return T5EncoderModel(config).eval(), tokenizer
+
+
+def _wan_transformer(cls_name: str = "WanTransformer3DModel", **extra):
+    import diffusers
+
+    torch.manual_seed(0)
+    return getattr(diffusers, cls_name)(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=extra.pop("in_channels", 16),
+        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra,
+    )
+
+
+def _wan_vae():
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True])
+
+
+def _wan(kind: str):
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanPipeline,
+        WanVACEPipeline,
+        WanVideoToVideoPipeline,
+    )
+
+    text_encoder, tokenizer = _t5()
+    common = {"vae": _wan_vae(), "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
+              "text_encoder": text_encoder, "tokenizer": tokenizer}
+    if kind == "t2v":
+        return WanPipeline(transformer=_wan_transformer(), **common)
+    if kind == "v2v":
+        return WanVideoToVideoPipeline(transformer=_wan_transformer(), **common)
+    if kind == "vace":
+        return WanVACEPipeline(transformer=_wan_transformer("WanVACETransformer3DModel", vace_layers=[0],
+                                                            vace_in_channels=96), **common)
+    if kind == "i2v-2.2":
+        return WanImageToVideoPipeline(transformer=_wan_transformer(in_channels=36),
+                                       transformer_2=_wan_transformer(in_channels=36), boundary_ratio=0.875,
+                                       image_encoder=None, image_processor=None, **common)
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        intermediate_size=16, patch_size=1))
+    processor = CLIPImageProcessor(crop_size=32, size=32)
+    return WanImageToVideoPipeline(transformer=_wan_transformer(in_channels=36, image_dim=4),
+                                   image_encoder=encoder, image_processor=processor, **common)
+
+
+def _cogvideox():
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    text_encoder, tokenizer = _t5()
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16)
+    torch.manual_seed(0)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    return CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                             scheduler=CogVideoXDDIMScheduler())
+
+
+def _ltx():
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    text_encoder, tokenizer = _t5()
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
+        cross_attention_dim=32, num_layers=1, caption_channels=32)
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    vae.use_framewise_encoding = vae.use_framewise_decoding = False
+    return LTXPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+                       text_encoder=text_encoder, tokenizer=tokenizer)
+
+
+BUILDERS = {
+    "wan-t2v-t5": lambda: _wan("t2v"),
+    "wan-i2v-clip": lambda: _wan("i2v"),
+    "wan-vace": lambda: _wan("vace"),
+    "wan-v2v": lambda: _wan("v2v"),
+    "wan2.2-i2v": lambda: _wan("i2v-2.2"),
+    "cogvideox": _cogvideox,
+    "ltx": _ltx,
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    made: dict[str, tuple[Path, object]] = {}
+
+    def factory(name: str):
+        if name not in made:
+            pipe = BUILDERS[name]()
+            out = tmp_path_factory.mktemp(name)
+            with contextlib.redirect_stderr(io.StringIO()):
+                pipe.save_pretrained(out)
+            made[name] = (out, pipe)
+        return made[name]
+
+    return factory
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_analyze_is_ok_and_counts_parameters_as_the_modules_do(built, name):
+    path, pipe = built(name)
+    report = wan_nb.analyze_model_components(path, deep=True)
+    assert report.ok, report.all_problems
+    assert report.pipeline_class == type(pipe).__name__
+    for component, module in pipe.components.items():
+        info = report[component]
+        if isinstance(module, torch.nn.Module):
+            assert info.kind == "model"
+            assert info.parameters == sum(p.numel() for p in module.parameters()), component
+            stored = {k for k, _ in module.named_buffers() if k in module.state_dict()}
+            assert info.buffers == sum(b.numel() for k, b in module.named_buffers() if k in stored), component
+        elif module is not None:
+            assert info.kind != "model" and info.parameters is None, component
+    # What the installed libraries saved is what they load.
+    from diffusers import DiffusionPipeline
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert type(DiffusionPipeline.from_pretrained(path)) is type(pipe)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_deep_analysis_builds_every_component(built, name):
+    path, _ = built(name)
+    report = wan_nb.analyze_model_components(path, deep=True)
+    assert report.ok, report.all_problems
+    assert all(c.functional for c in report.components if c.status == "ok")
+
+
+def test_saved_names_are_the_installed_libraries_own(built):
+    path, _ = built("wan-i2v-clip")
+    index = json.loads((path / "model_index.json").read_text())
+    assert index["text_encoder"] == ["transformers", "T5EncoderModel"]
+    assert index["image_encoder"] == ["transformers", "CLIPVisionModelWithProjection"]
+
+
+def _call(name: str) -> dict:
+    kwargs = {"prompt": "a cat", "negative_prompt": "blurry", "height": 32, "width": 32, "num_frames": 9,
+              "num_inference_steps": 2, "guidance_scale": 5.0, "output_type": "np",
+              "generator": torch.Generator().manual_seed(0), "max_sequence_length": 16}
+    if name == "ltx":
+        kwargs["decode_timestep"] = 0.0
+    return kwargs
+
+
+def _state(pipe) -> dict:
+    vae = pipe.vae
+    return {
+        "tiling": bool(getattr(vae, "use_tiling", False)),
+        "slicing": bool(getattr(vae, "use_slicing", False)),
+        "hooks": sorted(n for n, m in pipe.components.items() if hasattr(m, "_hf_hook")),
+        "dtypes": {n: str(m.dtype) for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)},
+    }
+
+
+@pytest.mark.parametrize("name", ["wan-t2v-t5", "cogvideox", "ltx"])
+def test_budget_failure_diagnose_recover_leaves_the_pipeline_as_it_was(built, name):
+    import numpy as np
+
+    _, pipe = built(name)
+    pipe.set_progress_bar_config(disable=True)
+    with wan_nb.measure(pipeline=pipe) as m:
+        expected = pipe(**_call(name)).frames
+    budget = int(m.result.baseline_bytes + (m.result.peak_bytes - m.result.baseline_bytes) * 0.9)
+    before = _state(pipe)
+    try:
+        with wan_nb.memory_budget(budget):
+            pipe(**_call(name))
+    except Exception as exc:  # noqa: BLE001 - the failure under test
+        diagnosis = wan_nb.diagnose(exc)
+        del exc
+    else:
+        pytest.fail("the call did not fail under 90 % of its own peak")
+    assert diagnosis.category == "out_of_memory"
+    assert diagnosis.stage != "unknown"
+    report = wan_nb.recover(lambda: pipe(**_call(name)), pipeline=pipe, diagnosis=diagnosis, budget=budget,
+                            allow_degraded=True)
+    assert report.attempts, report.to_text()
+    assert _state(pipe) == before
+    np.testing.assert_allclose(pipe(**_call(name)).frames, expected, atol=1e-5)
