@@ -218,7 +218,7 @@ def test_a_cpu_failure_is_not_told_to_offload_to_a_gpu():
 
 
 def test_strict_mode_lets_rule_errors_through(monkeypatch):
-    from wan_nb.diagnosis import patterns as _patterns
+    from wan_nb.diagnosis import categories as _patterns  # where the category rules live
 
     def broken(err):
         raise KeyError("a bug in a rule")

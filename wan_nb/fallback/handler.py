@@ -1,5 +1,7 @@
 """FallbackHandler: the seed's planner and executor, as a layer over :func:`wan_nb.plan` and :mod:`wan_nb.repair`.
 
+Longer than most modules because it keeps the seed's whole method surface in one class, as the seed's users know it; the decisions are the planner's.
+
 The package docstring (:mod:`wan_nb.fallback`) says what each name does now."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Predict a Wan pipeline call's peak device memory, per stage and per memory strategy.
 
+Longer than most modules because the estimate is one walk through the call's stages whose sums read top to bottom; the weights (``_weights``) and their placement (``_placement``) are apart.
+
 ``estimate_memory(report, settings, strategy=None, device="cuda")`` reads the component
 report (exact parameter counts from the safetensors headers, the configs) and the generation
 settings, and walks the call stage by stage — text encoding, (image-to-video: VAE encoding),

@@ -1,5 +1,7 @@
 """Plan a recovery: which strategies to try, in what order, and why the others are left out.
 
+Longer than most modules because the order of a plan is one sort key built from every reason a strategy can or cannot run; the records and the structural options are apart.
+
 ``plan(diagnosis, report, settings, device, budget=None)`` returns a :class:`Plan`: every
 strategy that answers the failure, each with its estimated peak, the memory available and a
 reason; those it will not try say why (predicted not to fit, needs an accelerator, a package

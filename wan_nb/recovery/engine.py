@@ -1,5 +1,7 @@
 """Recover a failing run: try the planned strategies in turn, measure each, keep the first that works.
 
+Longer than most modules because ``recover``'s one loop (plan, attempt, record, stop) reads best in one place; the sandbox, the attempt, the checks and the replay are their own modules.
+
 ``recover(run)`` takes a zero-argument callable (a notebook cell, a function that calls a
 pipeline) and, for each strategy of the :func:`wan_nb.plan`, runs it in a sandbox
 (:mod:`wan_nb.recovery.sandbox`) under the meter and the budget, records an

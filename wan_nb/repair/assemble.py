@@ -1,5 +1,7 @@
 """Pipeline substitution: run a model folder whose pipeline class will not load as named.
 
+Longer than most modules because planning an assembly and building it share the slot-by-slot rules (what a pipeline's constructor accepts); upgrade, remote code and options are apart.
+
 Two of the four strategies answer ``pipeline_unavailable`` and ``version_mismatch``:
 
 * ``generic_pipeline`` — ``DiffusionPipeline.from_pretrained``: let diffusers pick the

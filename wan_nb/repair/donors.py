@@ -1,5 +1,7 @@
 """Component isolation: which parts of a broken model folder still work, and where to get the rest.
 
+Longer than most modules because isolation and the donor search share one notion of a compatible component (class plus the shape-defining config); split, each half would restate it.
+
 Three strategies answer ``component_missing`` and ``weights_corrupt``:
 
 * isolation — :func:`isolate_components` loads each component on its own (tiny ones for

@@ -1,5 +1,7 @@
 """The memory and reduced-functionality strategies, built on diffusers' own APIs.
 
+Longer than most modules because it is data: one entry per strategy with its small setup, load and snippet functions beside it.
+
 Each entry is data (what it answers, needs, costs) plus small functions: the load
 arguments, the setup calls on a loaded pipeline, the call arguments and the code to paste.
 Costs are words, not numbers: a number appears only where it was measured or follows from

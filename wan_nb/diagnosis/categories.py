@@ -1,0 +1,471 @@
+"""Category rules: what went wrong, decided by specific phrases the libraries print, never by a lone word."""
+
+from __future__ import annotations
+
+import re
+
+from wan_nb.diagnosis.numbers import oom_numbers
+from wan_nb.diagnosis.patterns import (
+    _I,
+    _LIBRARY_PATH,
+    _WRAPPER_PATH,
+    KNOWN_PACKAGES,
+    KWARG_SINCE,
+    Finding,
+    _rx,
+    in_users_script,
+    is_type,
+    looks_like_library_class,
+    raised_in_user_code,
+)
+from wan_nb.diagnosis.tracetext import ParsedError
+
+# --- category rules ------------------------------------------------------------------------------
+
+_CUDA_ERROR_OOM = _rx(r"\b(?:CUDA|HIP|XPU)(?: driver| runtime)?\s+error:?\s*out of memory|hipErrorOutOfMemory|cudaErrorMemoryAllocation"
+                      r"|CUDA_ERROR_OUT_OF_MEMORY|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED"
+                      r"|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
+_HOST_OOM = _rx(r"DefaultCPUAllocator|can't allocate memory: you tried|not enough memory: you tried"
+                r"|Cannot allocate memory|Unable to allocate [\d.]+ ?[KMGTP]i?B for an array|paging file is too small"
+                r"|os error 1455|WinError 1455|std::bad_alloc|out of (?:host|system|cpu|main) memory"
+                r"|(?:host|system|cpu) (?:ram|memory) (?:is )?(?:exhausted|full)|not enough (?:system |host )?RAM"
+                r"|kernel (?:appears to have|has) died|Kernel Restarting|Signal 9 \(SIGKILL\)|exit ?code\s*:?\s*-9\b"
+                r"|\boom-kill|Out of memory: Killed process|\bOOM killer|\bKilled\s*$|^\s*Killed\b|\b\d+ Killed\s", re.M)
+_DEVICE_OOM = _rx(r"\b(?:CUDA|HIP|XPU|NPU|MPS backend|MPS|GPU|device)\s+out of memory|Allocation on device"
+                  r"|OutOfMemoryError|out of (?:video memory|vram|gpu memory)"
+                  r"|(?:insufficient|unsufficient|not enough|ran out of)\s+(?:vram|gpu memory|video memory)"
+                  r"|\bVRAM\b[^.\n]{0,40}(?:exhausted|exceeded|full)|Tried to allocate[^\n]*\bbudget\b"
+                  r"|Got an OOM|not enough GPU video memory|Ran out of memory when regular VAE (?:de|en)coding")
+_ANY_OOM = _rx(r"\bout of memory\b|(?-i:\bOOM\b)")
+_UNAVAILABLE = _rx(
+    r"not compiled with (?:CUDA|ROCm|HIP|MPS|XPU)|No (?:CUDA|HIP|ROCm) GPUs are available"
+    r"|Found no NVIDIA driver|NVIDIA driver on your system is too old|driver version is insufficient"
+    r"|requires accelerator, but not found|torch\.(?:cuda|xpu|mps|backends\.mps)\.is_available\(\) is False"
+    r"|no ke[rm]n?el image is available|invalid device function|device\(s\) is/are busy or unavailable"
+    r"|no CUDA-capable device|invalid device ordinal|CUDA unknown error|CUDA driver initialization failed"
+    r"|Cannot access accelerator device when none is available|MPS backend (?:is )?not available"
+    r"|not built with MPS|\bMPS (?:device )?(?:is )?not available|not currently implemented for the MPS device"
+    r"|is not compatible with the current PyTorch installation|no (?:XPU|NPU|GPU) devices? (?:found|available)"
+    r"|CUDA (?:is )?not available|cuda:\d+ (?:is not available|does not exist)"
+    r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs")
+_FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
+             r"|unspecified launch failure|launch timed out"
+             r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
+             r"|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR)"
+             r"|Memory access fault by GPU|hipError\w+|fallen off the bus|\bECC error|uncorrectable ECC"
+             r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
+             r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
+_DEVICE_MISMATCH = _rx(
+    r"Expected all tensors to be on the same(?: device|\s*$)|on the same device|different from other tensors on"
+    r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
+    r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
+    r"|Expected a '?\w+'? (?:device )?(?:type )?for generator|Cannot generate a \w+ tensor from a generator of type"
+    r"|found at least two devices|Expected (?:tensor|object) .*device|device type (?:mismatch|does not match)"
+    r"|tensors? (?:is|are) on (?:different|two) devices|to be on (?:the )?(?:cuda|cpu|same)[\w: ]*device")
+_TYPE_PAIR = re.compile(r"Input type \(([\w.:]+)\) and (?:weight|bias) type \(([\w.:]+)\) should be the same", _I)
+_DTYPE = _rx(
+    r"expected scalar type \w+ but found \w+|expected (?:scalar type|dtype) \w+,? but got|must have the same dtype"
+    r"|to have the same dtype|should be the same(?: dtype)?$|Input type \([\w.:]+\) and (?:weight|bias) type"
+    r"|not implemented for '(?:Half|BFloat16|Float8\w*|ComplexHalf|Float|Double)'|Got unsupported ScalarType"
+    r"|same dtype|dtype mismatch|can't be cast to the desired output type|Unsupported dtype|promote(?:d)? dtype"
+    r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"
+    r"|Expected (?:query|key|value)[^\n]*dtype"
+    r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported")
+_CORRUPT = _rx(
+    r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
+    r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
+    r"|invalid load key|failed finding central directory|PytorchStreamReader failed|unexpected EOF"
+    r"|Ran out of input|SafetensorError|BadZipFile|is not a zip file|Unable to load weights from"
+    r"|not a valid JSON file|checksum|hash mismatch|\bcorrupt(?:ed)?\b|invalid magic|could not deserialize"
+    r"|not a valid (?:safetensors|gguf|checkpoint)|MmapError|InvalidOffset|version https://git-lfs"
+    r"|without having git-lfs|which is necessary to load this pretrained model"
+    r"|Expecting value: line \d+ column \d+"
+    # sentencepiece cannot parse the tokenizer file: a damaged, incomplete or wrong-format file.
+    r"|could not parse ModelProto|model_proto-(?:>|&gt;)ParseFromArray")
+_MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
+_NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
+                            r"(?:\.\w+)*)", _I)
+_NO_SUCH_FILE = re.compile(r"No such file or directory:?\s*['\"]?(?P<path>[^'\"\n]+?)['\"]?\s*$", _I | re.M)
+_COMPONENT_MISSING = _rx(
+    r"Can't load (?:the )?(?:tokenizer|config|model|configuration|image processor|feature extractor|processor)"
+    r"|is not a local folder and is not a valid model identifier|LocalEntryNotFoundError|EntryNotFoundError"
+    r"|Cannot find the requested files in the (?:disk|local) cache|couldn't connect to '?https?://huggingface"
+    r"|outgoing traffic has been disabled|RepositoryNotFoundError|Repository Not Found|GatedRepoError|gated repo"
+    r"|Access to model [^\n]* is restricted|401 Client Error|expected \{[^}]*\},? but only \{[^}]*\} were passed"
+    r"|NotADirectoryError|Could not find (?:the )?(?:model|checkpoint|config)|model_index\.json[^\n]*not (?:found|exist)"
+    r"|Value not in list: (?:ckpt|unet|vae|clip|model|lora|clip_vision)\w*_name"
+    r"|Value not in list: \w+: '[^'\n]*' not in \[\]|does not contain a valid (?:clip|text encoder|vae)"
+    r"|\b(?:clip|vae|model) input is invalid: None"
+    r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
+    r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
+    r"|offline mode")
+_MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.]+)['\"]?", _I)
+_CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
+_MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
+_OBJECT_NO_ATTR = re.compile(r"['\"](?P<obj>\w+)['\"] object has no attribute ['\"]?(?P<name>\w+)", _I)
+_NAME_UNDEFINED = re.compile(r"name ['\"](?P<name>\w+)['\"] is not defined", _I)
+_PIP_INSTALL = re.compile(r"pip3?\s+install\s+(?:-U\s+|--upgrade\s+)?[`'\"]?(?P<pkg>[A-Za-z][\w\-]*)", _I)
+_REQUIRES_LIB = re.compile(
+    r"requires the (?P<pkg>[\w\-]+) library but it was not found|requires (?:the )?(?P<pkg2>[\w\-]+)"
+    r"(?: library| package)? (?:to be installed|but (?:it )?(?:is|was) not (?:installed|found))"
+    r"|(?:please|you need to|you must) install\s+(?!via\b|with\b|it\b|them\b|the\b|from\b|using\b)[`'\"]?"
+    r"(?P<pkg3>[A-Za-z][\w\-]*)|\b(?P<pkg5>[A-Za-z][\w\-]*) (?:is|are) not installed", _I)
+_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
+                r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
+                r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
+                r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
+                r"|packages? that (?:were|was) not found")
+_NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
+_PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
+                        r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
+                        r"|does not appear to have any custom code|trust_remote_code")
+_SIGNATURE = re.compile(r"(?P<func>[\w.]+)\(\) (?:missing \d+ required (?:positional|keyword-only) arguments?"
+                        r"|takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ (?:were|was) given)")
+_UNEXPECTED_KW = re.compile(r"(?P<func>[\w.]*)\(\)? got an unexpected keyword argument ['\"](?P<kw>\w+)['\"]", _I)
+_VERSION = _rx(
+    r"size mismatch for|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|expected shape [^\n]* but got"
+    r"|the following keys are missing|No operator found for `memory_efficient_attention"
+    r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in"
+    r"|compiled using NumPy 1\.x|binary incompatibility|numpy\.dtype size changed|operator \w+::\w+ does not exist"
+    r"|undefined symbol|requires (?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)\s*(?:version\s*)?[>=]"
+    r"|please (?:upgrade|update)|is too old|not supported (?:in|by) (?:this|your) version|version [\d.]+ or (?:higher|newer)"
+    r"|got multiple values for (?:keyword )?argument|has no attribute|_ARRAY_API not found"
+    r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
+    r"|Expected a value of type '[^']+' for argument '\w+' but instead found type"
+    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented")
+_INVALID = _rx(
+    r"ha(?:ve|s) to be divisible by|must be (?:divisible by|a multiple of)|should be divisible by"
+    r"|Provide either `|Cannot forward both `|`\w+` (?:has|have) to be|`\w+` (?:must|should) be|is only supported when"
+    r"|list of generators of length|cannot identify image file|Prompt outputs failed validation"
+    r"|Required input is missing|Failed to validate prompt|Value (?:smaller than min|bigger than max)"
+    r"|(?:height|width|num_frames)[^\n]{0,40}(?:must|should|has to|have to)"
+    r"|device type at start of device string|Invalid device string"
+    r"|Input is in incorrect format|Invalid image type|image must be passed and be one of"
+    r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size"
+    # PIL's fromarray got an array it cannot map to an image (float frames, odd channel counts).
+    r"|Cannot handle this data type")
+_USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
+               "ZeroDivisionError", "UnboundLocalError")
+
+
+def _name_of_path(path: str) -> str:
+    return path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+_MAX_CLASSIFY = 8000
+
+
+def classify(err: ParsedError) -> Finding | None:
+    """Category of one exception, or None when no rule is sure."""
+    msg = err.message
+    if not msg.strip() and err.frames and err.frames[-1].code.startswith("assert"):
+        msg = err.frames[-1].code  # a bare "assert X" says what failed only in its source line
+    text = f"{err.type}: {msg}" if err.type else msg
+    if len(text) > _MAX_CLASSIFY:
+        # The meaning is at the start of a message (and torch's hints at its end); the
+        # middle of a huge one (a list of 2,000 missing keys) only costs time.
+        text = text[: _MAX_CLASSIFY - 2000] + "\n" + text[-2000:]
+
+    if _BUDGET_REFUSED.search(text):
+        # wan_nb's own budget refused an allocation behind whatever the library raised.
+        return Finding("out_of_memory", "wan_nb's memory budget refused an allocation", oom_numbers(text))
+    if _CUDA_ERROR_OOM.search(text):
+        return Finding("out_of_memory", "the accelerator API reported an allocation failure", oom_numbers(text))
+    if is_type(err, "OutOfMemoryError"):
+        return Finding("out_of_memory", "the device allocator could not allocate", oom_numbers(text))
+    if is_type(err, "MemoryError") or _HOST_OOM.search(text):
+        return Finding("host_out_of_memory", "host (CPU) memory was exhausted", oom_numbers(text))
+    if _DEVICE_OOM.search(text):
+        return Finding("out_of_memory", "the device allocator could not allocate", oom_numbers(text))
+    if _UNAVAILABLE.search(text):
+        return Finding("accelerator_unavailable", "the requested accelerator is not usable here")
+    if _FAULT.search(text):
+        if _ANY_OOM.search(text):
+            return Finding("out_of_memory", "an accelerator error that reports out of memory", oom_numbers(text))
+        return Finding("accelerator_fault", "the accelerator reported a kernel or hardware fault")
+    found = _device_or_dtype(text)
+    if found:
+        return found
+    found = _loading(err, text)
+    if found:
+        return found
+    found = _video_writer(err, text)
+    if found:
+        return found
+    found = _imports(err, text)
+    if found:
+        return found
+    if _ANY_OOM.search(text):
+        return Finding("out_of_memory", "the message reports out of memory", oom_numbers(text))
+    return _code_and_versions(err, text)
+
+
+_FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8 dtypes are"
+                      r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported")
+
+
+# The note wan_nb.memory.budget puts on an error leaving a block where it refused an allocation.
+_BUDGET_REFUSED = _rx(r"wan_nb\.memory_budget refused an allocation")
+
+
+def _device_or_dtype(text: str) -> Finding | None:
+    pair = _TYPE_PAIR.search(text)
+    if pair:
+        a, b = pair[1], pair[2]
+        facts: dict[str, str | int | float] = {"types": f"{a}, {b}"}
+        device = re.compile(r"cuda|mps|xpu|hip", _I)
+        da, db = device.search(a), device.search(b)
+        if bool(da) != bool(db):
+            return Finding("device_mismatch", "the input and the weights are on different devices", facts)
+        return Finding("dtype_mismatch", "the input and the weights have different dtypes", facts)
+    if _DEVICE_MISMATCH.search(text):
+        devices = sorted(set(re.findall(r"\b(cuda:\d+|cuda|cpu|mps|xpu:\d+|xpu|meta)\b", text)))
+        facts = {"devices": ", ".join(devices)} if devices else {}
+        return Finding("device_mismatch", "tensors on different devices met in one operation", facts)
+    if _FP8_UNSUPPORTED.search(text):
+        return Finding("dtype_mismatch", "an fp8 dtype this device has no kernels for", {"dtypes": "float8"})
+    if _DTYPE.search(text):
+        dtypes = re.findall(r"\b(BFloat16|Half|Float8\w*|Float|Double|float16|bfloat16|float32|float|half)\b", text)
+        facts = {"dtypes": ", ".join(dict.fromkeys(dtypes))} if dtypes else {}
+        return Finding("dtype_mismatch", "tensors of different dtypes met in one operation", facts)
+    return None
+
+
+# diffusers' load_sub_model, for a model_index.json class that is no subclass of its
+# LOADABLE_CLASSES (transformers' AutoTokenizer, AutoModel, ...).
+_UNLOADABLE = _rx(r"The component <class '(?P<path>[\w.]+)'> of <class '[\w.]+'> cannot be loaded as it does "
+                  r"not seem to have any of the loading methods")
+
+
+def _loading(err: ParsedError, text: str) -> Finding | None:
+    m = _UNLOADABLE.search(text)
+    if m:
+        return Finding("component_missing", "model_index.json names a class diffusers cannot load",
+                       {"unloadable_class": m["path"].rsplit(".", 1)[-1]})
+    if _CORRUPT.search(text):
+        facts: dict[str, str | int | float] = {}
+        m = re.search(r"(?:checkpoint file|config file at|file) (?:for )?['\"]([^'\"]+)['\"]", text, _I)
+        if m:
+            facts["file"] = m[1]
+        return Finding("weights_corrupt", "a weight or config file could not be read", facts)
+    m = _MISSING_FILE.search(text) or _NO_FILE_NAMED.search(text)
+    if m:
+        return Finding("component_missing", "a file the loader needs is not there",
+                       {"missing_file": m["file"].strip(), "missing_path": m["path"].strip()})
+    m = _NO_SUCH_FILE.search(text)
+    if m and (is_type(err, "OSError") or not err.type):
+        path = m["path"].strip()
+        name = _name_of_path(path)
+        if name in ("ffmpeg", "ffprobe", "ffmpeg.exe"):
+            return Finding("missing_dependency", "a program the export needs is not installed",
+                           {"missing_package": "ffmpeg"})
+        if re.search(r"\.(?:png|jpe?g|webp|gif|bmp|mp4|mov|avi|mkv|webm)$", name, _I):
+            return Finding("invalid_input", "an input file given to the pipeline does not exist", {"missing_path": path})
+        return Finding("component_missing", "a file or folder the loader needs is not there",
+                       {"missing_path": path, "missing_file": name})
+    if _COMPONENT_MISSING.search(text):
+        facts = {}
+        m = re.search(r"(?:for|at|from|named|identifier)\s+['\"]([^'\"]+)['\"]", text, _I)
+        if m:
+            facts["missing_path"] = m[1]
+        m = re.search(r"expected (\{[^}]*\}),? but only (\{[^}]*\}) were passed", text, _I)
+        if m:
+            facts["expected_components"], facts["passed_components"] = m[1], m[2]
+        m = re.search(r"Value not in list: (\w+): '([^']*)'", text, _I)
+        if m:
+            facts["missing_file"] = m[2]
+        return Finding("component_missing", "a model, component or file could not be found", facts)
+    return None
+
+
+def _imports(err: ParsedError, text: str) -> Finding | None:
+    m = _CANNOT_IMPORT.search(text)
+    if m:
+        facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
+        if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
+            return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
+        if m["name"].endswith("Pipeline"):
+            # A pipeline class is what the user asked for by name: the installed package (a
+            # release, not the source or a fork with that pipeline) does not provide it.
+            return Finding("pipeline_unavailable", f"the installed {m['module'].split('.')[0]} lacks this pipeline",
+                           facts)
+        return Finding("version_mismatch", "an installed library lacks a name another one imports", facts)
+    m = _MODULE_NO_ATTR.search(text)
+    if m:
+        facts = {"missing_class": m["name"], "module": m["module"]}
+        if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
+            return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
+        if not raised_in_user_code(err) or m["module"].split(".")[0] in ("torch", "diffusers", "transformers"):
+            return Finding("version_mismatch", "an installed library lacks an attribute that is used", facts)
+    m = _MODULE_MISSING.search(text)
+    if m and (is_type(err, "ImportError") or not err.type or "No module named" in text):
+        module = m["module"]
+        top = module.split(".")[0]
+        facts = {"missing_module": module}
+        if top == "diffusers" and "." in module:
+            if "wan" in module.lower() or ".pipelines." in module:
+                return Finding("pipeline_unavailable", "the installed diffusers lacks this module", facts)
+            return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
+        if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
+            return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
+        facts["missing_package"] = _pip_name(top)
+        return Finding("missing_dependency", "a Python package is not installed", facts)
+    m = _REQUIRES_LIB.search(text)
+    pip = _PIP_INSTALL.search(text)
+    if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text)):
+        return Finding("missing_dependency", "the error asks for a package to be installed",
+                       {"missing_package": pip["pkg"]})
+    if m and (is_type(err, "ImportError", "RuntimeError", "AssertionError", "OSError") or not err.type
+              or "not found" in text or "install" in text.lower()):
+        pkg = pip["pkg"] if pip else next(g for g in m.groups() if g)
+        return Finding("missing_dependency", "a package the pipeline needs is not installed",
+                       {"missing_package": _pip_name(pkg)})
+    if _DEP_MISC.search(text):
+        facts = {}
+        if re.search(r"ffmpeg", text, _I):
+            facts["missing_package"] = "imageio-ffmpeg"
+        elif re.search(r"flash.?attn", text, _I):
+            facts["missing_package"] = "flash-attn"
+        return Finding("missing_dependency", "a library or program the pipeline needs is missing", facts)
+    m = _NAME_UNDEFINED.search(text)
+    if m and m["name"] in KNOWN_PACKAGES and not raised_in_user_code(err):
+        return Finding("missing_dependency", "an optional package the library uses was not installed",
+                       {"missing_package": _pip_name(m["name"])})
+    if _PIPELINE_MISSING.search(text):
+        facts = {}
+        m = re.search(r"(?:class|type)s? ['\"]?(\w+)['\"]? (?:not found|does not exist|is not)", text, _I)
+        if m:
+            facts["missing_class"] = m[1]
+        return Finding("pipeline_unavailable", "the pipeline's class or code is not available", facts)
+    return None
+
+
+_FFMPEG_FAILED = _rx(r"error occured in the ffmpeg subprocess|ffmpeg (?:subprocess|process) (?:failed|exited)")
+_FFMPEG_TOO_OLD = _rx(r"Unrecognized option '[\w-]+'|Option '[\w-]+' not found|Error splitting the argument list"
+                      r"|Unknown encoder|Unrecognized option")
+_WRITER_FRAME = re.compile(r"^(?:combine_video|write_frames|export_to_video|save_video|mimwrite|mimsave|append_data"
+                           r"|_append_data|_initialize)$")
+
+
+def _video_writer(err: ParsedError, text: str) -> Finding | None:
+    """The program that writes the video (ffmpeg behind imageio or a video node) failed."""
+    if _FFMPEG_FAILED.search(text) and _FFMPEG_TOO_OLD.search(text):
+        return Finding("version_mismatch", "the installed ffmpeg is older than the options the video writer passes",
+                       {"program": "ffmpeg"})
+    writing = any(_WRITER_FRAME.match(f.name) for f in err.frames) or "proc.stdin.write" in text
+    if writing and (is_type(err, "BrokenPipeError") or re.search(r"\[Errno 32\] Broken pipe", text)):
+        # ffmpeg quit while frames were piped to it: typically a build without the encoder asked for.
+        return Finding("missing_dependency", "the ffmpeg that writes the video quit (a build without the encoder?)",
+                       {"missing_package": "ffmpeg (a build with the codec, e.g. imageio-ffmpeg)"})
+    return None
+
+
+def _pip_name(module: str) -> str:
+    return {"cv2": "opencv-python", "PIL": "pillow", "flash_attn": "flash-attn", "imageio_ffmpeg": "imageio-ffmpeg",
+            "sklearn": "scikit-learn", "google": "protobuf", "bs4": "beautifulsoup4", "yaml": "pyyaml",
+            "sageattention": "sageattention", "easydict": "easydict"}.get(module, module.replace("_", "-"))
+
+
+_CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels", _I)
+# Plain Python types where a pipeline expects tensors or images: the caller passed the wrong thing.
+_WRONG_TYPE_ATTR = re.compile(r"['\"](?:numpy\.ndarray|ndarray|str|list|tuple|dict|int|float|bytes)['\"] object has no "
+                              r"attribute", _I)
+_PIPELINE_PATH = re.compile(r"/diffusers/pipelines/|/pipelines?/|pipeline_\w+\.py$|/image_processor\.py$"
+                            r"|/video_processor\.py$", _I)
+
+
+# Two tensors whose sizes differ by exactly RGB (3) against RGBA (4) or greyscale (1): an image
+# with an alpha channel (a PNG) or one channel met an RGB mean/std or another RGB tensor.
+_SIZE_PAIR = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)"
+                        r"|Sizes of tensors must match except in dimension \d+\. Expected size (\d+) but got size (\d+)",
+                        _I)
+# An image loader returned None (cv2.imread does for a missing or unreadable path) and the
+# caller asked for its shape: the input image was never read.
+_NONE_IMAGE = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"]shape['\"]|['\"]NoneType['\"] object is not "
+                         r"subscriptable[^\n]*\bimg\b", _I)
+
+
+def raised_in_installed_code(err: ParsedError) -> bool:
+    """The deepest real frame is in an installed package (site-packages), not the user's code."""
+    frames = [f for f in err.frames if not _WRAPPER_PATH.search(f.path)]
+    return bool(frames) and bool(_LIBRARY_PATH.search(frames[-1].path)) and not frames[-1].is_user
+
+
+def channel_mismatch(text: str) -> tuple[int, int] | None:
+    m = _CHANNELS.search(text)
+    if m and {m[1], m[2]} in ({"3", "4"}, {"1", "3"}):
+        return int(m[1]), int(m[2])
+    m = _SIZE_PAIR.search(text)
+    if m:
+        a, b = (m[1], m[2]) if m[1] else (m[3], m[4])
+        if {a, b} == {"3", "4"}:
+            return int(a), int(b)
+    return None
+
+
+def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
+    kw = _UNEXPECTED_KW.search(text) if "unexpected keyword" in text else None
+    user = raised_in_user_code(err) or (is_type(err, "NameError", "AttributeError") and in_users_script(err))
+    if kw:
+        facts: dict[str, str | int | float] = {"unexpected_keyword": kw["kw"]}
+        if kw["func"]:
+            facts["callee"] = kw["func"]
+        if kw["kw"] in KWARG_SINCE:
+            facts["required_diffusers"] = KWARG_SINCE[kw["kw"]]
+        owner = kw["func"].split(".")[0] if kw["func"] else ""
+        if kw["kw"] in KWARG_SINCE or not user or looks_like_library_class(owner):
+            return Finding("version_mismatch", "a keyword argument this installed version does not accept", facts)
+        return Finding("user_code", "a function in the notebook was called with a keyword it does not take", facts)
+    sig = _SIGNATURE.search(text) if is_type(err, "TypeError") and not user else None
+    if sig:
+        # Like an unexpected keyword: code written for another release of the class it calls.
+        return Finding("version_mismatch", "a call does not match the signature of the installed version",
+                       {"callee": sig["func"]})
+    if is_type(err, "SyntaxError") and (user or not err.frames):
+        return Finding("user_code", "the cell's code has a syntax error")
+    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text):
+        return Finding("invalid_input", "an input image was never read (an image loader such as cv2.imread returned "
+                       "None: check the path and the file)")
+    m = _NAME_UNDEFINED.search(text)
+    if m and is_type(err, "NameError") and m["name"] not in KNOWN_PACKAGES and (
+            raised_in_installed_code(err) or (not err.frames and re.search(r"\bglobal name ['\"]", text))):
+        # Raised inside an installed package or app (Python 2's "global name" is a function's
+        # lookup, not a cell's): a bug of that code, which no fallback and no edit of the
+        # user's cell can fix; the package's next release or its maintainers can.
+        return Finding("unknown", "a name undefined inside an installed package: a bug of that package",
+                       {"undefined_name": m["name"]})
+    if is_type(err, *_USER_TYPES) and user:
+        m = _OBJECT_NO_ATTR.search(text)
+        if m and looks_like_library_class(m["obj"]) and is_type(err, "AttributeError"):
+            return Finding("version_mismatch", "the installed library's object lacks this attribute",
+                           {"missing_attribute": m["name"], "object": m["obj"]})
+        return Finding("user_code", "the error was raised by the notebook's own code")
+    m = _NAME_UNDEFINED.search(text)
+    if m and not err.frames and is_type(err, "NameError"):
+        return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
+    channels = channel_mismatch(text)
+    if channels:
+        # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
+        return Finding("invalid_input", "the image has the wrong number of colour channels (RGBA or greyscale for RGB)",
+                       {"expected_channels": channels[0], "got_channels": channels[1]})
+    if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
+            f.name in ("export_to_video", "export_to_gif") for f in err.frames):
+        return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")
+    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and any(
+            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]):
+        return Finding("invalid_input", "the pipeline was given a value of the wrong type (an array or a string "
+                       "where it takes an image or tensor)")
+    m = _OBJECT_NO_ATTR.search(text)
+    if m and looks_like_library_class(m["obj"]):
+        return Finding("version_mismatch", "the installed library's object lacks this attribute",
+                       {"missing_attribute": m["name"], "object": m["obj"]})
+    if _VERSION.search(text) and not (_OBJECT_NO_ATTR.search(text) and "has no attribute" in text):
+        facts = {}
+        m = re.search(r"size mismatch for ([\w.]+)", text, _I)
+        if m:
+            facts["parameter"] = m[1]
+        return Finding("version_mismatch", "the checkpoint or code expects another library version", facts)
+    if _INVALID.search(text) or (is_type(err, "ValueError", "TypeError")
+                                 and any(f.name == "check_inputs" for f in err.frames)):
+        return Finding("invalid_input", "the pipeline rejected the arguments it was called with")
+    return None

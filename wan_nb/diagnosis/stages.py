@@ -1,0 +1,380 @@
+"""Where it went wrong: the stage from frames of every codebase users paste from, then from logs; the component."""
+
+from __future__ import annotations
+
+import re
+
+from wan_nb.diagnosis.patterns import _CLASS_TO_COMPONENT, _I, _LIBRARY_PATH, _WRAPPER_PATH, COMPONENTS, _rx
+from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText
+
+# --- stage -------------------------------------------------------------------------------------------
+
+STRONG, WEAK = 2, 1
+
+_VAEISH = re.compile(r"vae|autoencoder|/comfy/sd\.py$", _I)
+_NOT_VAE = re.compile(r"token|/json/|codecs|encodings/|base64|/email/|/http/|/urllib", _I)
+_DECODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?decode(?:_\d+|_tiled\w*|_video|_frames"
+                          r"|_latents?|_images?)?$|^decode_latents$"
+                          r"|^decode_first_stage$", _I)
+_ENCODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)?encode(?:_\d+|_tiled\w*|_video|_frames"
+                          r"|_images?)?$|^encode_first_stage$"
+                          r"|^retrieve_latents$", _I)
+_TEXT_FUNC = re.compile(r"^_?(?:encode_prompt|get_t5_prompt_embeds|get_\w*prompt_embeds|encode_text|text_encode"
+                        r"|encode_from_tokens\w*|encode_token_weights|get_text_embed\w*|encode_image)$", _I)
+_TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|siglip\w*|llama|qwen\w*|gemma\w*)/"
+                        r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
+                        r"|text_encoder", _I)
+_DENOISE_PATH = re.compile(r"/diffusers/models/transformers/|transformer_wan|/modules/model\.py$|/comfy/ldm/"
+                           r"|wan_video_dit|/diffsynth/models/\w*dit\w*\.py$|hunyuan_video_packed"
+                           r"|/comfy/samplers\.py$|/comfy/sample\.py$|/k_diffusion/|/diffusers/schedulers/"
+                           r"|/comfy/model_base\.py$|/wanvideo/modules/model|/models/wan/modules/model", _I)
+_DENOISE_FUNC = re.compile(r"^(?:sample|sample_\w+|sampling_function|denoise\w*|\w*_denoise|ksampler|common_ksampler"
+                           r"|predict_with_cfg|model_fn_wan_video|model_fn\w*"
+                           r"|apply_model|calc_cond\w*|predict_noise\w*|_calc_cond_batch)$", _I)
+_WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention\.py$|flash_attn|sageattention"
+                                r"|xformers", _I)
+_PRE_FUNC = re.compile(r"^(?:preprocess|preprocess_video|preprocess_image|_preprocess\w*|prepare_image\w*|prepare_source"
+                       r"|prepare_video\w*|load_image|load_video|resize_image\w*|resize_and_crop\w*|center_crop\w*"
+                       r"|get_pixel_values|expand2square)$", _I)
+_POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
+_POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
+                        r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
+_LOAD_FUNC = re.compile(r"^(?:from_pretrained|from_single_file|from_config|load_sub_model|_?load\w*|\w*_load_\w*"
+                        r"|\w*_load|safe_open|hf_hub_download|snapshot_download|cached_file\w*|get_checkpoint_shard_files"
+                        r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model)$",
+                        _I)
+# Functions that read weights or configs from disk or the hub.
+_DISK_LOAD_FUNC = re.compile(
+    r"^(?:from_pretrained|from_single_file|load_sub_model|load_state_dict|_load_state_dict\w*|load_file|safe_open"
+    r"|_?load_pretrained_model|load_model_dict_into_meta|_load_from_state_dict|load_torch_file|load_checkpoint\w*"
+    r"|load_diffusion_model|load_unet|load_vae|load_clip\w*|load_lora\w*|load_text_encoder\w*|hf_hub_download"
+    r"|snapshot_download|cached_files?|get_checkpoint_shard_files|_get_model_file|download|_legacy_load|load_config"
+    r"|_dict_from_json_file|_fetch\w*|load_custom_node|load_pipeline\w*)$", _I)
+_DEVICE_FUNC = re.compile(r"^(?:to|cuda|xpu|mps|_apply|convert|enable_model_cpu_offload|enable_sequential_cpu_offload"
+                          r"|enable_group_offload|apply_group_offloading|cpu_offload\w*|dispatch_model"
+                          r"|load_models_gpu|model_load|partially_load|load_model_gpu)$", _I)
+_CODE_RULES = [
+    (re.compile(r"\bvae\.(?:tiled_)?decode\w*\(|decode_latents\(|decode_first_stage\(|\.decode\(\s*latents", _I),
+     "vae_decode"),
+    (re.compile(r"\bvae\.(?:tiled_)?encode\w*\(|retrieve_latents\(|encode_first_stage\(", _I), "vae_encode"),
+    (re.compile(r"\bself\.transformer(?:_2)?\(|\bcurrent_model\(|\bscheduler\.step\(|\bself\.model\(|"
+                r"\bsample(?:_\w+)?\(|\bsampler\.|\bpredict_with_cfg\(|\bnoise_pred\w*\b[^=\n]*=", _I), "denoise"),
+    (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\.",
+                _I), "text_encode"),
+    (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.|save_video\(|cache_video\(", _I),
+     "postprocess"),
+    (re.compile(r"from_pretrained\(|from_single_file\(|load_state_dict\(|torch\.load\(|load_file\(|safe_open\(", _I),
+     "load"),
+    (re.compile(r"\.to\(\s*(?:['\"](?:cuda|mps|xpu|cpu)|device|torch\.device)|\.cuda\(\)|enable_\w*offload\(", _I),
+     "to_device"),
+]
+
+
+def frame_stage(frame: Frame) -> tuple[str, int] | None:
+    """The stage a frame shows, and how sure (STRONG or WEAK); None if it says nothing."""
+    path, name = frame.path, frame.name
+    if _PRE_FUNC.match(name) and not _WRAPPER_PATH.search(path):
+        return "preprocess", STRONG
+    if name == "prepare_latents" and re.search(r"\bimage\b|\bvideo\b", frame.code) and not re.search(
+            r"vae|encode|retrieve_latents", frame.code, _I):
+        # Image-conditioned pipelines first turn the input image into a tensor here.
+        return "preprocess", WEAK
+    if "/torch/nn/modules/module.py" in path:
+        return ("to_device", WEAK) if name in ("to", "_apply", "convert", "cuda", "xpu") else None
+    if "/torchvision/transforms/" in path or re.search(r"/preprocess(?:or|ors|ing)?/", path):
+        # torchvision's transforms (resize, to_tensor, normalize) make an input image ready.
+        return "preprocess", WEAK
+    if _WRAPPER_PATH.search(path):
+        return None
+    if path.endswith("/pipeline_utils.py") and name in ("to", "cuda"):
+        return "to_device", STRONG
+    if _DEVICE_FUNC.match(name) and ("model_management" in path or "offload" in name or "dispatch" in name):
+        return "to_device", WEAK if "model_management" in path else STRONG
+    if "/mmgp/" in path or (_LOAD_FUNC.match(name) and _ONTO_DEVICE.search(name)):
+        # Offloaders "load" weights onto the GPU during a stage: that is a move, not a load.
+        return "to_device", WEAK
+    if _DISK_LOAD_FUNC.match(name) or "/safetensors/" in path or path.endswith("/serialization.py"):
+        return "load", STRONG
+    if _LOAD_FUNC.match(name) and not _DEVICE_FUNC.match(name):
+        # Any other "load_*" (ComfyUI's CLIP.load_model moves a loaded model to the GPU):
+        # a stage frame above it says more.
+        return "load", WEAK
+    if _TEXT_FUNC.match(name):
+        return "text_encode", STRONG
+    if name.startswith("prepare_") and "latents" in name and _CONDITIONED.search(path):
+        # Image/video-conditioned pipelines build the VAE's input here, then encode it.
+        return "vae_encode", WEAK
+    if not _NOT_VAE.search(path):
+        vae = _VAEISH.search(path)
+        if _DECODE_FUNC.match(name) and (vae or path.endswith("/nodes.py")):
+            return "vae_decode", STRONG
+        if _ENCODE_FUNC.match(name) and vae:
+            return "vae_encode", STRONG
+        if vae and "/comfy/sd.py" not in path:
+            return None  # inside a VAE: only its decode/encode frames say which direction
+    if _TEXT_FUNC.match(name):
+        return "text_encode", STRONG
+    if _POST_FUNC.match(name) or _POST_PATH.search(path):
+        return "postprocess", STRONG
+    if _TEXT_PATH.search(path) and name != "__init__":
+        return "text_encode", STRONG
+    if _DENOISE_PATH.search(path) and name != "__init__":
+        return "denoise", STRONG
+    if _DENOISE_FUNC.match(name) and not path.endswith("/nodes.py") or (
+            path.endswith("/nodes.py") and name in ("sample", "common_ksampler")):
+        return "denoise", STRONG
+    if _WEAK_DENOISE_PATH.search(path):
+        return "denoise", WEAK
+    if frame.code:
+        library = bool(_LIBRARY_PATH.search(path))
+        for pattern, stage in _CODE_RULES:
+            # Libraries call .to(device) and load helpers everywhere; only the user's or the
+            # app's own call of them names the stage.
+            if library and stage in ("to_device", "load"):
+                continue
+            if pattern.search(frame.code):
+                return stage, STRONG
+    return None
+
+
+
+
+_CONDITIONED = re.compile(r"i2v|image2video|image_to_video|video2video|v2v|vace|animate|flf2v|ti2v", _I)
+_ONTO_DEVICE = re.compile(r"gpu|cuda|device|vram|onload", _I)
+
+
+_TEXT_TO_VIDEO = re.compile(r"\bt2v\b|t2v-|text2video|text[_ -]to[_ -]video|\bWanPipeline\b", _I)
+_CONDITIONED_RUN = re.compile(r"i2v|image2video|imagetovideo|image[_ -]to[_ -]video|vace|v2v|video2video|animate"
+                              r"|flf2v|s2v|first_?last|start_image|--image\b|ti2v|WanImageToVideo", _I)
+
+
+def vae_direction(parsed: ParsedText, frames: list[Frame]) -> str | None:
+    """``vae_decode`` when frames are inside a VAE and the run is text-to-video.
+
+    Which way a VAE ran is told by its decode/encode frames; when a paste shows only its
+    layers (``vae.py forward``), a text-to-video run settles it: only image- or
+    video-conditioned pipelines encode.
+    """
+    if not any(_VAEISH.search(f.path) for f in frames):
+        return None
+    context = "\n".join([*parsed.lines[-200:], *(f.path for f in frames)])
+    if _TEXT_TO_VIDEO.search(context) and not _CONDITIONED_RUN.search(context):
+        return "vae_decode"
+    return None
+
+
+def stage_from_callee(callee: str) -> str | None:
+    """The stage a function named in the message belongs to ("WanVideoModelLoader.loadmodel() got ...")."""
+    if not callee:
+        return None
+    name = callee.rsplit(".", 1)[-1]
+    owner = callee.rsplit(".", 1)[0] if "." in callee else ""
+    if re.search(r"vae|autoencoder", callee, _I):
+        if _DECODE_FUNC.match(name):
+            return "vae_decode"
+        if _ENCODE_FUNC.match(name):
+            return "vae_encode"
+    if re.fullmatch(r"_?load\w*|from_pretrained|from_single_file", name, _I) or "Loader" in owner or (
+            name == "__init__" and re.search(r"Model|Transformer|Pipeline|VAE|Encoder", owner)):
+        return "load"
+    return None
+
+
+def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
+    """Deepest strong frame wins; otherwise the deepest weak one."""
+    weak: tuple[str, Frame] | None = None
+    for frame in reversed(frames):
+        found = frame_stage(frame)
+        if found is None:
+            continue
+        stage, strength = found
+        if strength == STRONG:
+            return stage, frame
+        if weak is None:
+            weak = (stage, frame)
+    return weak
+
+
+_NODE = re.compile(r"(?:Node Type:\**|Error occurred when executing|executing node\s+\d*\s*\(?|class_type['\"]?:)"
+                   r"\s*['\"]?(?P<node>[A-Za-z_]\w*)", _I)
+# A tqdm bar: "Loading pipeline components...: 60%|██████    | 3/5 [...]". Anchored on "%|" (a
+# leading lazy description would make the search quadratic in the line's length).
+_PROGRESS = re.compile(r"(?<!\d)\d+%\|[^|\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
+# SD.Next's bar: "Progress 3.42s/it ██████ 100% 5/5 00:17 00:00 Base"
+_SDNEXT_PROGRESS = re.compile(r"^\s*Progress\b[^%\n]{0,200}?(?P<pct>\d+)%\s+(?P<n>\d+)/(?P<total>\d+)")
+_PHASES = [
+    (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
+     "postprocess"),
+    (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
+    (re.compile(r"\bvae\b[^\n]{0,20}encod|encoding (?:the )?(?:image|video|frames)", _I), "vae_encode"),
+    (re.compile(r"text encod|encoding (?:the )?prompt|prompt encod|\bt5\b|\bumt5\b|^\s*encode:\s*prompt", _I),
+     "text_encode"),
+    (re.compile(r"denois|sampling|\bsampler\b|\bstep \d+ ?/ ?\d+", _I), "denoise"),
+    (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+                r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
+]
+
+
+def node_stage(node: str) -> str | None:
+    n = node.lower()
+    if "loader" in n or n.startswith("load"):
+        return "load"
+    if "decode" in n:
+        return "vae_decode"
+    if "encode" in n and re.search(r"text|clip|t5|prompt", n):
+        return "text_encode"
+    if "encode" in n or "tovideo" in n:
+        return "vae_encode"
+    if "sampler" in n or "sample" in n:
+        return "denoise"
+    if re.search(r"save|combine|export|createvideo", n):
+        return "postprocess"
+    return None
+
+
+# ComfyUI logs "Requested to load <model class>" before each model runs.
+_COMFY_LOAD = re.compile(r"Requested to load (\w+)")
+_COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|umt5", _I), "text"),
+               (re.compile(r"wan|unet|model|flux|hunyuan|ltx", _I), "diffusion")]
+
+
+# A node's name alone on a line (ComfyUI's error popup: "WanVideoSampler" over the message) or
+# in front of its message ("WanImageToVideo: HIP error: out of memory").
+_NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*)?$")
+_CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
+
+
+def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
+    """A stage the log names: a ComfyUI node, a phase word, or where progress bars stopped."""
+    for line in reversed(parsed.lines):
+        m = _NODE.search(line)
+        if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
+            m = _NODE_LINE.match(line)
+            m = m if m and _CAMEL.search(m["node"]) else None
+        if m:
+            stage = node_stage(m["node"])
+            if stage:
+                return stage, f"node {m['node']}"
+    # Lines before the traceback: what the program was doing when it failed.
+    before: list[str] = []
+    for line in parsed.lines:
+        if "Traceback (most recent call last)" in line:
+            break
+        before.append(line)
+    # The VAE runs either before sampling (encoding an image) or after it (decoding): a VAE
+    # being readied is placed by what the log shows before it.
+    vae_next = False
+    for line in reversed(before[-25:]):
+        m = _COMFY_LOAD.search(line)
+        if m:
+            kind = next((k for pattern, k in _COMFY_KIND if pattern.search(m[1])), None)
+            if kind == "vae" and not vae_next:
+                vae_next = True
+                continue
+            if kind == "text":
+                return ("vae_encode" if vae_next else "text_encode"), f"the log loaded {m[1]} last"
+            if kind == "diffusion":
+                return ("vae_decode" if vae_next else "denoise"), f"the log loaded {m[1]} last"
+            continue
+        bars = list(_PROGRESS.finditer(line)) if "%|" in line else []
+        sdnext = _SDNEXT_PROGRESS.match(line) if "Progress" in line else None
+        if bars or sdnext:
+            if bars:
+                bar = bars[-1]
+                start = bars[-2].end() if len(bars) > 1 else 0
+                desc = line[start:bar.start()].lower()
+            else:
+                bar, desc = sdnext, line[sdnext.end():].lower()
+            n, total = int(bar["n"]), int(bar["total"])
+            if re.search(r"load|fetch|shard|download", desc):
+                return ("load", "a loading progress bar stopped") if n < total and not vae_next else None
+            if re.search(r"t5|text|encoder|clip|prompt", desc):
+                if n < total:
+                    return "text_encode", f"the text encoder's progress bar stopped at {n}/{total}"
+                continue  # the prompt was encoded; what ran next is told by an earlier line
+            if n < total and not vae_next:
+                return "denoise", f"the sampling progress bar stopped at {n}/{total}"
+            return "vae_decode", "all sampling steps finished before the error"
+        for pattern, stage in _PHASES:
+            if pattern.search(line) and not _HEADER_OR_EXC.search(line):
+                if vae_next and stage in ("denoise", "text_encode"):
+                    stage = "vae_decode" if stage == "denoise" else "vae_encode"
+                return stage, "the log's last phase before the error"
+    return None
+
+
+_HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
+
+
+_CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"
+                         r"|\w*T5Tokenizer\w*|\w*Tokenizer(?:Fast)?|\w+Scheduler)\b")
+
+
+_COMFY_NAME = re.compile(r"\b(unet|vae|clip_vision|clip|ckpt)_name\b")
+_COMPONENT_DIR = re.compile(r"[/\\](transformer_2|transformer|text_encoder|image_encoder|image_processor|tokenizer"
+                            r"|scheduler|vae)(?=[/\\'\"\s.,)]|$)")
+_FROM_PRETRAINED = re.compile(r"\b(\w+)\.from_(?:pretrained|single_file)\(")
+
+
+def component_from(err: ParsedError, facts: dict, stage: str) -> str | None:
+    """Which pipeline component the error is about, where the evidence says so."""
+    for key in ("missing_path", "missing_file", "file"):
+        value = str(facts.get(key, ""))
+        for part in reversed(value.replace("\\", "/").split("/")):
+            if part in COMPONENTS:
+                return part
+    for key in ("missing_class", "object", "callee", "unexpected_keyword", "node"):
+        value = str(facts.get(key, ""))
+        if value:
+            for pattern, component in _CLASS_TO_COMPONENT:
+                if pattern.fullmatch(value) or pattern.search(value):
+                    if key == "unexpected_keyword" and component != "transformer_2":
+                        continue
+                    return component
+    message = err.message
+    m = _COMFY_NAME.search(message)
+    if m and m[1] != "ckpt":
+        return {"unet": "transformer", "vae": "vae", "clip": "text_encoder", "clip_vision": "image_encoder"}[m[1]]
+    m = _CLASS_WORD.search(message)
+    if m:
+        for pattern, component in _CLASS_TO_COMPONENT:
+            if pattern.fullmatch(m[1]):
+                return component
+    for f in reversed(err.frames):
+        m = _FROM_PRETRAINED.search(f.code) if "from_" in f.code else None
+        if m and not m[1].endswith("Pipeline"):
+            for pattern, component in _CLASS_TO_COMPONENT:
+                if pattern.fullmatch(m[1]):
+                    return component
+    m = _COMPONENT_DIR.search(message)
+    if m:
+        return m[1]
+    for f in reversed(err.frames):
+        if "/vae" in f.path.lower() or "autoencoder" in f.path.lower():
+            return "vae"
+        if "transformer_2" in f.code:
+            return "transformer_2"
+        if _DENOISE_PATH.search(f.path) and "/schedulers/" not in f.path:
+            return "transformer"
+        if "/schedulers/" in f.path:
+            return "scheduler"
+        if "encode_image(" in f.code or "image_encoder(" in f.code or (
+                "/transformers/models/clip" in f.path and "vision" in (f.func + f.code).lower()):
+            return "image_encoder"
+        if _TEXT_PATH.search(f.path):
+            return "text_encoder"
+        if "tokeniz" in f.path.lower():
+            return "tokenizer"
+    return {"vae_decode": "vae", "vae_encode": "vae", "text_encode": "text_encoder",
+            "denoise": "transformer"}.get(stage)
+
+
+_STATE_DICT = _rx(r"size mismatch for|Missing key\(s\)|Unexpected key\(s\)|expected shape [^\n]* but got"
+                  r"|has been incorrectly initialized"
+                  r"|keys are missing|(?:missing|unexpected) keys?\b"
+                  r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in")
+
+
+def is_state_dict_mismatch(message: str) -> bool:
+    """A checkpoint whose tensors do not fit the class: a loading-time version mismatch."""
+    return bool(_STATE_DICT.search(message))
