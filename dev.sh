@@ -58,7 +58,9 @@ fi
 pip install -e ".[dev]"
 status=0
 .venv/bin/python -m pytest -q || status=$?
-.venv/bin/ruff check wan_nb tests benchmarks || status=$?
+.venv/bin/ruff check wan_nb tests benchmarks tools || status=$?
+# The floors of DESIGN.md: imports only point down (the contract is in pyproject.toml).
+.venv/bin/lint-imports || status=$?
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
   .venv/bin/python -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/ || status=$?
 else
