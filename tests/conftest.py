@@ -76,3 +76,17 @@ def model_copy(tmp_path) -> Callable[[str | os.PathLike[str]], Path]:
 def _history_in_tmp(tmp_path, monkeypatch):
     """Attempts are recorded (``wan_nb.history``): never into the user's home during tests."""
     monkeypatch.setenv("WAN_NB_HISTORY", str(tmp_path / "wan_nb_history.jsonl"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_what_a_module_left():
+    """Collect the reference cycles a test module leaves (pipelines hold some) before the next one.
+
+    The CPU budget counts every live tensor storage in the process, unreachable cycles not yet
+    collected included: without this, a module that loads larger pipelines would shrink the
+    room of a later module's absolute budget (``memory_budget("16MB")``).
+    """
+    yield
+    import gc
+
+    gc.collect()
