@@ -257,7 +257,7 @@ class Sandbox:
             if keep:
                 state.pipe.__dict__.pop("to", None)  # the winner stays; only the guard goes
             else:
-                problems += state.restore()
+                problems += self.strategy.restore(state) if self.strategy is not None else state.restore()
         if not succeeded:
             # Names the run bound to pipelines it loaded go back to what they were, so the
             # failed load is freed even when the run stored it in the notebook's globals.

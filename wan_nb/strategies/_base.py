@@ -170,6 +170,10 @@ class Strategy:
         for member in self.members:
             member._setup(pipe, ctx)
 
+    def restore(self, state: Any) -> list[str]:
+        """Undo what :meth:`setup` changed, from the state captured before it (what could not be put back)."""
+        return state.restore()
+
     def after_move(self, pipe: Any, ctx: StrategyContext | None = None) -> None:
         """Put this strategy's pieces back after a ``pipe.to(device)`` (``to_policy="reapply"``)."""
         ctx = ctx or StrategyContext()
