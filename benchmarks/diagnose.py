@@ -35,20 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from _cases import read_case  # noqa: E402 - the corpus format, shared with the tests
+
 CORPUS = ROOT / "tests" / "data" / "tracebacks"
 REAL = CORPUS / "real"
-
-
-def read_case(path: Path) -> tuple[dict[str, str], str]:
-    """A case file: "# key: value" header lines, then the text exactly as posted."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    header: dict[str, str] = {}
-    i = 0
-    while i < len(lines) and lines[i].startswith("# ") and ":" in lines[i]:
-        key, value = lines[i][2:].split(":", 1)
-        header[key.strip()] = value.strip()
-        i += 1
-    return header, "\n".join(lines[i:])
 
 
 def category_shown(header: dict[str, str]) -> bool:

@@ -90,3 +90,11 @@ def _collect_what_a_module_left():
     import gc
 
     gc.collect()
+
+
+@pytest.fixture(scope="module")
+def strict_diagnose():
+    """``WAN_NB_STRICT_DIAGNOSE=1`` for a module: a rule error fails the test instead of reading "unknown"."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WAN_NB_STRICT_DIAGNOSE", "1")
+        yield

@@ -244,3 +244,38 @@ def test_budget_failure_diagnose_recover_leaves_the_pipeline_as_it_was(built, na
     assert report.attempts, report.to_text()
     assert _state(pipe) == before
     np.testing.assert_allclose(pipe(**_call(name)).frames, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["wan-t2v-t5", "wan-v2v"])
+def test_a_decode_oom_is_replayed_on_pipelines_built_as_diffusers_builds_them(built, name):
+    import numpy as np
+
+    _, pipe = built(name)
+    pipe.set_progress_bar_config(disable=True)
+    call = {**_call(name), "height": 64, "width": 64, "num_frames": 5}
+    if name == "wan-v2v":
+        from wan_nb.fixtures import make_test_video
+
+        call = {k: v for k, v in call.items() if k != "num_frames"}
+        call["video"] = make_test_video(5, 64, 64)
+    run = lambda: pipe(**{**call, "generator": torch.Generator().manual_seed(0)})  # noqa: E731
+    with wan_nb.measure(pipeline=pipe) as m:
+        run()
+    assert max(m.result.by_stage, key=m.result.by_stage.get) == "vae_decode", m.result.by_stage
+    budget = int(m.result.baseline_bytes + (m.result.peak_bytes - m.result.baseline_bytes) * 0.85)
+    try:
+        with wan_nb.memory_budget(budget):
+            run()
+    except Exception as exc:  # noqa: BLE001 - the failure under test
+        error = exc
+    else:
+        pytest.fail("the call did not fail under 85 % of its own peak")
+    replayed = wan_nb.recover(run, pipeline=pipe, error=error, budget=budget, strategies=["vae_tiling"])
+    del error
+    assert replayed.winning_attempt.replayed == ("text_encode", "denoise"), replayed.to_text()
+    full = wan_nb.recover(run, pipeline=pipe, diagnosis=replayed.diagnosis, budget=budget,
+                          strategies=["vae_tiling"], replay=False)
+    assert full.winning_attempt.replayed == ()
+    difference = np.abs(replayed.result.frames - full.result.frames)
+    # V2V encodes its input video, which a full rerun under tiling tiles too (issue 12's I2V note).
+    assert difference.max() < (0.1 if name == "wan-v2v" else 1e-6), difference.max()

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _cases import read_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,24 +26,8 @@ REAL = CORPUS / "real"  # the real corpus: tested in tests/test_diagnose_real.py
 CASE_FILES = sorted(p for p in CORPUS.rglob("*.txt") if REAL not in p.parents)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def strict_rules():
-    """Rule errors fail these tests instead of becoming an "unknown" diagnosis (what users get)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WAN_NB_STRICT_DIAGNOSE", "1")
-        yield
-
-
-def read_case(path: Path) -> tuple[dict[str, str], str]:
-    """A case file: "# key: value" header lines, then the error text exactly as given."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    header: dict[str, str] = {}
-    i = 0
-    while i < len(lines) and lines[i].startswith("# ") and ":" in lines[i]:
-        key, value = lines[i][2:].split(":", 1)
-        header[key.strip()] = value.strip()
-        i += 1
-    return header, "\n".join(lines[i:])
+# Rule errors fail these tests instead of becoming an "unknown" diagnosis (what users get).
+pytestmark = pytest.mark.usefixtures("strict_diagnose")
 
 
 # --- the corpus ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _cases import read_case
 
 import wan_nb
 from wan_nb import diagnose
@@ -44,22 +45,8 @@ KNOWN_MISSES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def strict_rules():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WAN_NB_STRICT_DIAGNOSE", "1")
-        yield
-
-
-def read_case(path: Path) -> tuple[dict[str, str], str]:
-    lines = path.read_text(encoding="utf-8").split("\n")
-    header: dict[str, str] = {}
-    i = 0
-    while i < len(lines) and lines[i].startswith("# ") and ":" in lines[i]:
-        key, value = lines[i][2:].split(":", 1)
-        header[key.strip()] = value.strip()
-        i += 1
-    return header, "\n".join(lines[i:])
+# Rule errors fail these tests instead of becoming an "unknown" diagnosis (what users get).
+pytestmark = pytest.mark.usefixtures("strict_diagnose")
 
 
 # --- the corpus itself ------------------------------------------------------------------------

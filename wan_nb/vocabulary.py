@@ -150,9 +150,7 @@ DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda", "xpu", "mps", "npu", "hpu", "mti
 
 def check_device(device: object, argument: str = "device") -> str:
     """``device`` as a string if torch would accept it as a device, else a ValueError naming ``argument``."""
-    text = str(device).strip() if device is not None else ""
-    if hasattr(device, "type") and not isinstance(device, str):
-        text = str(device)  # a torch.device
+    text = str(device).strip() if device is not None else ""  # a torch.device prints as "cuda:1"
     kind, _, index = text.partition(":")
     if kind not in DEVICE_KINDS or (index and not index.isdigit()):
         raise ValueError(f"`{argument}` must be a torch device such as 'cuda', 'cuda:1', 'mps' or 'cpu', got {device!r}.")

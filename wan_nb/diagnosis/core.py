@@ -36,6 +36,7 @@ from typing import Any
 from wan_nb.diagnosis import advice, categories, numbers, stages
 from wan_nb.diagnosis import patterns as P
 from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText, parse
+from wan_nb.libraries import WAN_CLASS_INTRODUCED, version_tuple
 from wan_nb.units import format_bytes
 from wan_nb.vocabulary import CATEGORIES, STAGES, STRATEGY_NAMES
 
@@ -485,11 +486,11 @@ def _add_installed_versions(category: str, evidence: dict[str, str | int | float
 
 def _add_required_version(category: str, evidence: dict[str, str | int | float]) -> None:
     missing = str(evidence.get("missing_class", ""))
-    if category == "pipeline_unavailable" and missing in P.CLASS_SINCE:
-        evidence["required_diffusers"] = P.CLASS_SINCE[missing]
+    if category == "pipeline_unavailable" and missing in WAN_CLASS_INTRODUCED:
+        evidence["required_diffusers"] = WAN_CLASS_INTRODUCED[missing]
     installed, required = evidence.get("installed_diffusers"), evidence.get("required_diffusers")
     if installed and required:
-        evidence["diffusers_too_old"] = "yes" if P.version_tuple(str(installed)) < P.version_tuple(
+        evidence["diffusers_too_old"] = "yes" if version_tuple(str(installed)) < version_tuple(
             str(required)) else "no"
 
 

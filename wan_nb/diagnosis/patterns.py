@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 
 from wan_nb.diagnosis.tracetext import ParsedError
-from wan_nb.libraries import WAN_CLASS_INTRODUCED, version_tuple  # noqa: F401 - re-exported for the rules
 
 _I = re.IGNORECASE
 # A frame in an installed library, not in the user's own code.
@@ -34,8 +33,6 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
 COMPONENTS = ("transformer_2", "transformer", "text_encoder", "image_encoder", "image_processor",
               "tokenizer", "scheduler", "vae")
 
-# Class names wan_nb knows, with the first diffusers release that has them: libraries' table.
-CLASS_SINCE = WAN_CLASS_INTRODUCED
 # Keyword arguments that only exist from a given diffusers release on (Wan 2.2 arrived in 0.35).
 KWARG_SINCE = {
     "guidance_scale_2": "0.35.0", "boundary_ratio": "0.35.0", "expand_timesteps": "0.35.0",

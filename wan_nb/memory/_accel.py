@@ -251,12 +251,11 @@ def device_free_bytes(device: Any) -> int:
 
 def free_memory(device: Any = None) -> None:
     """``gc.collect()`` then the backend's ``empty_cache()``, as accelerate's ``release_memory`` does."""
-    gc.collect()
     dev = normalize(device or "cpu")
-    if dev.type in ("cpu", "meta"):
-        return
     available = getattr(getattr(torch, dev.type, None), "is_available", None)
     if dev.type == "mps":
         available = torch.backends.mps.is_available
-    if callable(available) and available():
-        empty_cache(dev)
+    if dev.type not in ("cpu", "meta") and callable(available) and available():
+        empty_cache(dev)  # collects first
+    else:
+        gc.collect()
