@@ -97,6 +97,7 @@ def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any 
     if not succeeded:
         result = None
     replayed, saved, note = sandbox.replayed, sandbox.saved_seconds, sandbox.replay_note
+    choices = {k: v for k, v in sandbox.choices.items() if v is not None}
     # The meter and the sandbox hold the attempt's pipelines (a fresh load, a failed load):
     # drop them, and the error, before collecting.
     del error, meter, sandbox
@@ -120,6 +121,7 @@ def run_attempt(scope: Scope, run: Callable[[], Any], trial: Trial, budget: Any 
         saved_seconds=saved,
         replay_note=note,
         stage_seconds=dict(measured.stage_seconds) if measured else {},
+        choices=choices,
     )
     return attempt, result, interrupted
 

@@ -36,8 +36,9 @@ from wan_nb.recovery.records import Attempt, RecoveryReport
 from wan_nb.recovery.replay import KeptRun
 from wan_nb.recovery.sandbox import Scope, clear_tracebacks
 from wan_nb.settings import GenerationSettings
-from wan_nb.strategies import Strategy, StrategyContext, get_strategy
+from wan_nb.strategies import Strategy, StrategyContext, dtype_kwarg_name, get_strategy
 from wan_nb.strategies.state import release_caches
+from wan_nb.strategies.usercall import UserCall, path_source
 from wan_nb.vocabulary import check_device
 
 __all__ = ["recover"]
@@ -116,6 +117,7 @@ def recover(
         settings=settings,
         models_dir=str(Path(models_dir).expanduser()) if models_dir is not None else None,
         allow_remote_code=bool(allow_remote_code),
+        source=run.source if isinstance(getattr(run, "source", None), str) else None,
     )
     outcome = _Outcome(budget=budget)
     reuse = Replay(enabled=bool(replay), kept=kept if replay else None)
@@ -419,6 +421,7 @@ class _Outcome:
         first = scope.pipelines[0] if scope.pipelines else None
         obs = scope.observed
         path = (getattr(first, "name_or_path", None) if first is not None else None) or obs.path
+        dtype = pipeline_dtype(first) if first is not None else obs.dtype
         diag = self.diagnosis.to_dict() if hasattr(self.diagnosis, "to_dict") else self.diagnosis
         return RecoveryReport(
             attempts=tuple(self.attempts),
@@ -434,11 +437,27 @@ class _Outcome:
             applied=self.applied,
             path=str(path) if path else None,
             pipeline_class=type(first).__name__ if first is not None else obs.pipeline_class,
-            dtype=pipeline_dtype(first) if first is not None else obs.dtype,
+            dtype=dtype,
             notes=tuple(dict.fromkeys(self.notes)),
             result=self.result,
             models_dir=scope.models_dir,
+            call=_user_call(scope, path, dtype),
         )
+
+
+def _user_call(scope: Scope, path: Any, dtype: str | None) -> UserCall | None:
+    """The run's own call for the snippet: its load when the run made one, else the pipeline's folder."""
+    call = scope.observed.call
+    if call is None:
+        return None
+    if scope.observed.load is not None:
+        call = dataclasses.replace(call, loads=True, **scope.observed.load)
+    else:
+        # Loaded before the run: a snippet that must load again uses what the pipeline was
+        # loaded from, in the precision it has.
+        precision = {dtype_kwarg_name(): f"torch.{dtype}"} if dtype and dtype != "float32" else {}
+        call = dataclasses.replace(call, load_path=path_source(path, scope.namespaces), load_arguments=precision)
+    return call.with_source(scope.source) if scope.source else call
 
 
 def _budget_bytes(budget: Any) -> int | None:

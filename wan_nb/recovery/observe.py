@@ -17,6 +17,7 @@ from typing import Any
 
 from wan_nb.recovery.patches import CallInterceptor, original_call, patch_from_pretrained
 from wan_nb.settings import DTYPE_BYTES, GenerationSettings
+from wan_nb.strategies.usercall import UserCall, load_sources, source_of
 
 _MISSING = object()
 
@@ -88,14 +89,19 @@ class Observed:
     device: str | None = None
     components: tuple[str, ...] = ()
     decode: bool = True
+    # The run's first pipeline call and first load, as source (the user's own, before any
+    # strategy or replay changed them): what a snippet repeats.
+    call: UserCall | None = None
+    load: dict[str, Any] | None = None
 
 
 class _LoadStandIn:
     """Returned by ``from_pretrained`` in a dry run: absorbs setup calls, records the pipeline call."""
 
-    def __init__(self, cls: type, observed: Observed) -> None:
+    def __init__(self, cls: type, observed: Observed, namespaces: list[dict[str, Any]]) -> None:
         self._cls = cls
         self._observed = observed
+        self._namespaces = namespaces
 
     def to(self, *args: Any, **kwargs: Any) -> _LoadStandIn:
         import torch
@@ -112,6 +118,7 @@ class _LoadStandIn:
         signature = inspect.signature(original_call(self._cls))
         bound = signature.bind(None, *args, **kwargs).arguments
         bound.pop(next(iter(signature.parameters)), None)
+        observe_user_call(self._observed, self, bound, self._namespaces)
         observe_call(self._observed, self._cls, bound, self._observed.dtype)
         raise _Captured()
 
@@ -142,14 +149,27 @@ def load_path(args: tuple, kwargs: dict) -> str:
     return str(args[0]) if args else str(kwargs.get("pretrained_model_name_or_path", ""))
 
 
-def observe_load(observed: Observed, cls: type, args: tuple, kwargs: dict) -> type:
+def observe_load(observed: Observed, cls: type, args: tuple, kwargs: dict,
+                 namespaces: list[dict[str, Any]] | None = None) -> type:
     """Record a load the run makes (the first one wins); returns the class it builds."""
     path = load_path(args, kwargs)
     real = resolve_class(cls, path)
+    if observed.load is None:
+        observed.load = load_sources(cls.__name__, args[0] if args else path, kwargs, namespaces or ())
     observed.path = observed.path or path
     observed.pipeline_class = observed.pipeline_class or real.__name__
     observed.dtype = observed.dtype or _dtype_from_kwargs(kwargs)
     return real
+
+
+def observe_user_call(observed: Observed, pipe: Any, kwargs: dict[str, Any],
+                      namespaces: list[dict[str, Any]] | None = None) -> None:
+    """Record the run's own call as source, the first time only (later ones carry a strategy's changes)."""
+    if observed.call is not None:
+        return
+    namespaces = namespaces or []
+    # A pipeline is no literal: its source is the name the notebook binds it to, if any.
+    observed.call = UserCall.from_values(source_of(pipe, namespaces) or "pipe", kwargs, namespaces)
 
 
 def observe_call(observed: Observed, cls: type, kwargs: dict[str, Any], dtype: str | None) -> None:
@@ -190,9 +210,10 @@ def dry_capture(run: Callable[[], Any], namespaces: list[dict[str, Any]], observ
     """
 
     def load(original: Callable[..., Any], cls: type, args: tuple, kwargs: dict) -> Any:
-        return _LoadStandIn(observe_load(observed, cls, args, kwargs), observed)
+        return _LoadStandIn(observe_load(observed, cls, args, kwargs, namespaces), observed, namespaces)
 
     def handler(pipe: Any, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        observe_user_call(observed, pipe, kwargs, namespaces)
         observe_call(observed, type(pipe), kwargs, pipeline_dtype(pipe))
         raise _Captured()
 

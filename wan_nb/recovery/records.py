@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from wan_nb.planning import Plan
 from wan_nb.settings import GenerationSettings
 from wan_nb.strategies import get_strategy
+from wan_nb.strategies.usercall import UserCall
 from wan_nb.units import format_bytes
 
 __all__ = ["Attempt", "RecoveryError", "RecoveryReport", "model_index_components"]
@@ -41,6 +43,8 @@ class Attempt:
     saved_seconds: float | None = None
     replay_note: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # What the strategy chose by prediction while it ran ({"vae_tile": 256}): the snippet repeats it.
+    choices: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -69,6 +73,7 @@ class Attempt:
             "saved_seconds": self.saved_seconds,
             "replay_note": self.replay_note,
             "stage_seconds": dict(self.stage_seconds),
+            "choices": dict(self.choices),
         }
 
     @classmethod
@@ -79,6 +84,7 @@ class Attempt:
         data["restore_problems"] = tuple(data.get("restore_problems") or ())
         data["replayed"] = tuple(data.get("replayed") or ())
         data["stage_seconds"] = {str(k): float(v) for k, v in (data.get("stage_seconds") or {}).items()}
+        data["choices"] = dict(data.get("choices") or {})
         return cls(**data)
 
 
@@ -108,6 +114,8 @@ class RecoveryReport:
     notes: tuple[str, ...] = ()
     result: Any = field(default=None, compare=False, repr=False)
     models_dir: str | None = None
+    # The run's own call and load as source (wan_nb.strategies.usercall): what the snippet repeats.
+    call: UserCall | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -123,21 +131,31 @@ class RecoveryReport:
 
         return plot_report(self)
 
-    def snippet(self, pipe_var: str = "pipe") -> str:
-        """The winning strategy's code, for this model, device and settings ("" without a winner)."""
+    def snippet(self, pipe_var: str | None = None) -> str:
+        """The code that worked, to paste into a new cell ("" without a winner).
+
+        It is the run's own call (every argument, under the names the notebook used, and
+        its load when the run loaded the pipeline or the strategy changes the load) with the
+        winning strategy's lines. ``pipe_var`` names the pipeline where the call was not seen.
+        """
         if self.winner is None:
             return ""
         attempt = self.winning_attempt
+        call = self.call
+        if call is not None and pipe_var and call.pipe == "pipe":
+            call = dataclasses.replace(call, pipe=pipe_var)
         return get_strategy(self.winner).snippet(
-            pipe_var,
+            pipe_var or "pipe",
             path=self.path,
             pipeline_class=self.pipeline_class,
             device=self.device,
             settings=self.settings,
             dtype=self.dtype,
             changes=attempt.changes if attempt else None,
+            choices=attempt.choices if attempt else None,
             components=model_index_components(self.path),
             models_dir=self.models_dir,
+            call=call,
         )
 
     # -- plain data ----------------------------------------------------------------------
@@ -159,6 +177,7 @@ class RecoveryReport:
             "dtype": self.dtype,
             "notes": list(self.notes),
             "models_dir": self.models_dir,
+            "call": self.call.to_dict() if self.call else None,
         }
 
     @classmethod
@@ -181,6 +200,7 @@ class RecoveryReport:
             dtype=data.get("dtype"),
             notes=tuple(data.get("notes", ())),
             models_dir=data.get("models_dir"),
+            call=UserCall.from_dict(data["call"]) if data.get("call") else None,
         )
 
     def to_json(self, **kwargs: Any) -> str:

@@ -31,6 +31,7 @@ from wan_nb.recovery.observe import (
     load_path,
     observe_call,
     observe_load,
+    observe_user_call,
     pipeline_dtype,
     restore_names,
     snapshot,
@@ -55,6 +56,7 @@ class Scope:
     allow_remote_code: bool = False
     observed: Observed = field(default_factory=Observed)
     available: int | None = None  # the plan's memory available, its margin kept free (vae_tiling sizes its tile by it)
+    source: str | None = None  # the run's code when it is a notebook cell (its names are the notebook's)
 
     def remember(self, pipe: Any) -> None:
         if not any(p is pipe for p in self.pipelines):
@@ -73,6 +75,9 @@ class Sandbox:
         self.replayed: tuple[str, ...] = ()
         self.saved_seconds: float | None = None
         self.replay_note: str | None = None
+        # What the strategy's setup chose by prediction (vae_tiling's tile), shared by every
+        # context of this attempt, so that the attempt (and its snippet) says what it ran.
+        self.choices: dict[str, Any] = {}
         self.states: dict[int, PipelineState] = {}
         self.targets: dict[int, Any] = {}
         self.loaded: list[Any] = []
@@ -115,6 +120,7 @@ class Sandbox:
             models_dir=self.scope.models_dir,
             allow_remote_code=self.scope.allow_remote_code,
             memory_available=self.scope.available,
+            choices=self.choices,
         )
 
     def _guard(self, pipe: Any) -> None:
@@ -125,7 +131,7 @@ class Sandbox:
 
     # -- loads made by the run ---------------------------------------------------------------
     def _load(self, original: Loader, cls: type, args: tuple, kwargs: dict) -> Any:
-        observe_load(self.scope.observed, cls, args, kwargs)
+        observe_load(self.scope.observed, cls, args, kwargs, self.scope.namespaces)
         strategy = self.strategy
         if strategy is not None and strategy.builds_pipeline:
             # A structural attempt: the run's from_pretrained(path) returns what it builds.
@@ -205,6 +211,7 @@ class Sandbox:
         return fresh
 
     def _handle(self, pipe: Any, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        observe_user_call(self.scope.observed, pipe, kwargs, self.scope.namespaces)
         target = self._prepare(pipe)
         kept = self._matching_kept(pipe, kwargs)
         if kept is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from wan_nb.libraries import dtype_kwarg_name, version_tuple
 from wan_nb.settings import GenerationSettings
+from wan_nb.strategies.usercall import UserCall
 from wan_nb.vocabulary import STRATEGY_KINDS
 
 QUALITIES = ("unchanged", "changed")
@@ -38,6 +39,8 @@ class StrategyContext:
     # What a setup chose by prediction ({"vae_tile": px}), so that a snippet written from the
     # same context carries it. Never call arguments (those are `changes`).
     choices: dict[str, Any] = field(default_factory=dict)
+    # The user's own call and load (wan_nb.strategies.usercall), when a snippet repeats them.
+    call: UserCall | None = None
 
     @property
     def device_type(self) -> str:
@@ -259,21 +262,31 @@ class Strategy:
         components: tuple[str, ...] = (),
         models_dir: str | None = None,
         choices: dict[str, Any] | None = None,
+        call: UserCall | None = None,
     ) -> str:
         """The code a user pastes into their notebook to apply this strategy by hand.
 
-        With ``path`` it is a whole program: load, placement, setup, call. Without it, it
-        changes an existing ``pipe`` (loading only when the strategy changes the load, with
-        ``"path/to/model"`` standing for your folder or hub id). With ``settings`` the call
-        line repeats the call's sizes, changed where the strategy changes them.
+        With ``call`` (the user's own call, :class:`~wan_nb.strategies.usercall.UserCall`) it is
+        that call, every argument under the user's names, with the strategy's lines and
+        changes; it loads the pipeline again only when the run loaded it or the strategy
+        changes the load. Without it: with ``path`` a whole program (load, placement, setup,
+        call); without ``path`` lines that change an existing ``pipe`` (loading only when the
+        strategy changes the load, ``"path/to/model"`` standing for your folder or hub id).
+        With ``settings`` the call line repeats the call's sizes, changed where the strategy
+        changes them.
         """
         device = device or "cuda"
+        if call is not None:
+            pipe_var = call.pipe
         ctx = StrategyContext(device=device, settings=settings, dtype=dtype or "float32",
                               components=tuple(components), changes=dict(changes or {}),
-                              models_dir=str(models_dir) if models_dir else None, choices=dict(choices or {}))
+                              models_dir=str(models_dir) if models_dir else None, choices=dict(choices or {}),
+                              call=call)
         if self._script is not None:
             return self._script(ctx, path, pipe_var)
         code = self.code(ctx)
+        if call is not None:
+            return self._user_snippet(code, call, ctx, path, pipeline_class or "DiffusionPipeline")
         load_args = dict(code.load)
         loads = bool(path or load_args)
         if loads and dtype and dtype != "float32" and not ({"dtype", "torch_dtype"} & set(load_args)):
@@ -306,12 +319,62 @@ class Strategy:
         if code.before_call or call:
             if lines[-1]:
                 lines.append("")
-            lines += [line.format(pipe=pipe_var) for line in code.before_call]
+            lines += [line.format(pipe=pipe_var, prompt="prompt", negative_prompt="negative_prompt")
+                      for line in code.before_call]
             args = [f"{k}={v}" for k, v in call.items()]
             if "prompt_embeds" not in call:
                 args.insert(0, "prompt=prompt")
             lines.append(f"video = {pipe_var}({', '.join(args)}).frames[0]")
         return "\n".join(lines).rstrip() + "\n"
+
+    def _user_snippet(self, code: Code, call: UserCall, ctx: StrategyContext, path: str | None, cls: str) -> str:
+        """The user's call (and load, when it must be repeated) with this strategy's code."""
+        pipe = call.pipe
+        reload = call.loads or bool(code.load) or self.fresh_load
+        changed = dict(code.call)
+        dropped: set[str] = set()
+        if "prompt_embeds" in changed:
+            dropped |= {"prompt", "negative_prompt"}  # the embeddings replace the text
+        frames = changed.get("num_frames")
+        for key in ("video", "mask"):
+            if frames is not None and call.arguments.get(key):
+                # An input video fixes the clip's length: shorten it with the clip.
+                changed[key] = f"list({call.arguments[key]})[:{frames}]"
+                if "num_frames" not in call.arguments:
+                    changed.pop("num_frames", None)
+        fill = {"pipe": pipe, "prompt": call.arguments.get("prompt") or "None",
+                "negative_prompt": call.arguments.get("negative_prompt") or "None"}
+        body: list[str] = []
+        frees = reload
+        if frees:
+            # The pipeline in memory (the user's, or the one the recovery left bound) would
+            # otherwise stay alive beside the new one until the load returns.
+            body += [f"{pipe} = None  # free the pipeline in memory before loading it again", "gc.collect()"]
+            if ctx.device_type == "cuda":
+                body.append("torch.cuda.empty_cache()")
+        if reload:
+            body.append(call.load_line(pipe, cls, path, code.load))
+        if code.placement is not None:
+            body.append(code.placement.format(pipe=pipe))
+        elif reload and ctx.device != "cpu" and "device_map" not in call.load_arguments:
+            body.append(f"{pipe}.to({ctx.device!r})")
+        body += [line.format(pipe=pipe) for line in code.setup]
+        body += [line.format(**fill) for line in code.before_call]
+        body.append(call.call_line(pipe, changed, dropped))
+        text = "\n".join(body)
+        lines = [f"# wan_nb strategy `{self.name}`: {self.summary}"]
+        lines += [f"# {note}" for note in code.notes]
+        if call.unresolved:
+            lines.append(f"# {', '.join(call.unresolved)}: no name in the notebook holds the value passed; put yours there.")
+        imports = ["import gc"] if frees else []
+        imports += ["import torch"] if "torch." in text else []
+        load_class = call.load_class or cls
+        if reload and load_class.isidentifier():
+            imports.append(f"from diffusers import {load_class}")
+        imports += code.imports
+        if imports:
+            lines += ["", *imports]
+        return "\n".join([*lines, "", *body]) + "\n"
 
     # -- plain data ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

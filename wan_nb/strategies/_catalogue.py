@@ -270,7 +270,8 @@ def _te_code(ctx: StrategyContext) -> Code:
         before_call=[
             "with torch.no_grad():",
             "    prompt_embeds, negative_prompt_embeds = {pipe}.encode_prompt(",
-            f"        prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance={cfg},",
+            # {prompt} and {negative_prompt}: the user's own sources when the snippet knows the call.
+            f"        prompt={{prompt}}, negative_prompt={{negative_prompt}}, do_classifier_free_guidance={cfg},",
             f"        max_sequence_length={msl}, device=torch.device(\"cpu\"))",
         ],
         call={

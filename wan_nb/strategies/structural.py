@@ -21,7 +21,10 @@ _BROKEN = ("component_missing", "weights_corrupt")
 GUIDANCE_PREFIX = "guidance only, wan_nb never installs or downloads: "
 
 
-def _path_src(path: str | None) -> str:
+def _path_src(path: str | None, ctx: StrategyContext | None = None) -> str:
+    """The folder as the user's own load wrote it (their variable), else the path itself."""
+    if ctx is not None and ctx.call is not None and ctx.call.load_path:
+        return ctx.call.load_path
     return json.dumps(str(path)) if path else '"path/to/model"'
 
 
@@ -38,7 +41,11 @@ def _tail(ctx: StrategyContext, pipe_var: str) -> list[str]:
     lines = []
     if ctx.device != "cpu":
         lines.append(f"{pipe_var}.to({ctx.device!r})")
-    lines.append(f"video = {pipe_var}(prompt=prompt).frames[0]")
+    if ctx.call is not None:
+        lines.append(ctx.call.call_line(pipe_var, {}))
+    else:
+        # No call was seen (a load that failed): the call is the user's to write.
+        lines.append(f"# video = {pipe_var}(prompt=..., ...).frames[0]")
     return lines
 
 
@@ -82,21 +89,21 @@ def _donor_load(path: str, torch_dtype: Any, ctx: StrategyContext) -> Any:
 # -- the snippets ---------------------------------------------------------------------------------
 def _generic_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
     lines = _head("generic_pipeline", GENERIC.summary, ctx, ["from diffusers import DiffusionPipeline"])
-    lines.append(f"{pipe_var} = DiffusionPipeline.from_pretrained({_path_src(path)}{_dtype_src(ctx, True)})")
+    lines.append(f"{pipe_var} = DiffusionPipeline.from_pretrained({_path_src(path, ctx)}{_dtype_src(ctx, True)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"
 
 
 def _assemble_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
     lines = _head("assemble_components", ASSEMBLE.summary, ctx,
                   ["from wan_nb.repair.assemble import assemble_components"])
-    lines.append(f"{pipe_var} = assemble_components({_path_src(path)}{_dtype_src(ctx)})")
+    lines.append(f"{pipe_var} = assemble_components({_path_src(path, ctx)}{_dtype_src(ctx)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"
 
 
 def _remote_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
     lines = _head("remote_code", REMOTE.summary, ctx, ["from diffusers import DiffusionPipeline"])
     lines.insert(1, "# Runs the Python files in the model folder: read them first.")
-    lines.append(f"{pipe_var} = DiffusionPipeline.from_pretrained({_path_src(path)}, trust_remote_code=True"
+    lines.append(f"{pipe_var} = DiffusionPipeline.from_pretrained({_path_src(path, ctx)}, trust_remote_code=True"
                  f"{_dtype_src(ctx, True)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"
 
@@ -104,7 +111,7 @@ def _remote_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str
 def _donor_script(ctx: StrategyContext, path: str | None, pipe_var: str) -> str:
     lines = _head("component_donor", DONOR.summary, ctx, ["from wan_nb.repair.donors import assemble_with_donors"])
     dirs = f"[{json.dumps(str(ctx.models_dir))}]" if ctx.models_dir else "None"
-    lines.append(f"{pipe_var}, donors = assemble_with_donors({_path_src(path)}, {dirs}{_dtype_src(ctx)})")
+    lines.append(f"{pipe_var}, donors = assemble_with_donors({_path_src(path, ctx)}, {dirs}{_dtype_src(ctx)})")
     return "\n".join(lines + _tail(ctx, pipe_var)) + "\n"
 
 
