@@ -201,30 +201,65 @@ def test_saved_names_are_the_installed_libraries_own(built):
 
 
 def _call(name: str) -> dict:
+    """The call each pipeline's own diffusers tests make (I2V an image, V2V and VACE an input video)."""
+    from wan_nb.fixtures import make_test_image, make_test_video
+
     kwargs = {"prompt": "a cat", "negative_prompt": "blurry", "height": 32, "width": 32, "num_frames": 9,
               "num_inference_steps": 2, "guidance_scale": 5.0, "output_type": "np",
               "generator": torch.Generator().manual_seed(0), "max_sequence_length": 16}
     if name == "ltx":
         kwargs["decode_timestep"] = 0.0
+    if name in ("wan-i2v-clip", "wan2.2-i2v"):
+        kwargs["image"] = make_test_image(32, 32)
+    if name == "wan-v2v":
+        del kwargs["num_frames"]  # V2V takes its length from the video
+        kwargs["video"] = make_test_video(9, 32, 32)
+    if name == "wan-vace":
+        from PIL import Image
+
+        kwargs["video"] = make_test_video(9, 32, 32)
+        kwargs["mask"] = [Image.new("L", (32, 32), 0)] * 9
     return kwargs
 
 
 def _state(pipe) -> dict:
+    """What a strategy may change on a pipeline: VAE flags, hooks, patched forwards, dtypes, devices."""
+    modules = {n: m for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)}
     vae = pipe.vae
     return {
         "tiling": bool(getattr(vae, "use_tiling", False)),
         "slicing": bool(getattr(vae, "use_slicing", False)),
-        "hooks": sorted(n for n, m in pipe.components.items() if hasattr(m, "_hf_hook")),
-        "dtypes": {n: str(m.dtype) for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)},
+        "framewise": (getattr(vae, "use_framewise_encoding", None), getattr(vae, "use_framewise_decoding", None)),
+        "hooks": sorted(f"{n}.{k}" for n, m in modules.items() for k, sub in m.named_modules()
+                        if {"_hf_hook", "_diffusers_hook", "_old_forward", "forward"} & set(sub.__dict__)),
+        "pipeline_hooks": bool(pipe.__dict__.get("_all_hooks")),
+        "dtypes": {n: sorted({str(t.dtype) for t in [*m.parameters(), *m.buffers()]}) for n, m in modules.items()},
+        "devices": {n: sorted({str(t.device) for t in [*m.parameters(), *m.buffers()]}) for n, m in modules.items()},
+        "components": {n: id(m) for n, m in pipe.components.items()},
     }
 
 
-@pytest.mark.parametrize("name", ["wan-t2v-t5", "cogvideox", "ltx"])
-def test_budget_failure_diagnose_recover_leaves_the_pipeline_as_it_was(built, name):
-    import numpy as np
+# The pipelines no strategy can recover on a CPU under 90 % of their own peak, and why. The I2V
+# transformer built as diffusers' tests build it (CLIP at 32 px with patch 1: 1025 image tokens)
+# peaks in its cross-attention over the image and text context (1041 tokens), which neither the
+# frames nor the resolution change; a 16-bit fresh load sits beside the float32 pipeline.
+NOT_RECOVERABLE_ON_CPU = {"wan-i2v-clip"}
 
-    _, pipe = built(name)
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_budget_failure_diagnose_plan_recover_leaves_the_pipeline_as_it_was(built, name):
+    import gc
+
+    import numpy as np
+    from diffusers import DiffusionPipeline
+
+    path, _ = built(name)
+    with contextlib.redirect_stderr(io.StringIO()):
+        pipe = DiffusionPipeline.from_pretrained(path)  # as a user has it: loaded from its folder
     pipe.set_progress_bar_config(disable=True)
+    # What an earlier test left in reference cycles would be collected during the recovery,
+    # and so give its attempts room the failed call did not have.
+    gc.collect()
     with wan_nb.measure(pipeline=pipe) as m:
         expected = pipe(**_call(name)).frames
     budget = int(m.result.baseline_bytes + (m.result.peak_bytes - m.result.baseline_bytes) * 0.9)
@@ -239,11 +274,56 @@ def test_budget_failure_diagnose_recover_leaves_the_pipeline_as_it_was(built, na
         pytest.fail("the call did not fail under 90 % of its own peak")
     assert diagnosis.category == "out_of_memory"
     assert diagnosis.stage != "unknown"
+    assert diagnosis.evidence["budget"] == budget
+
+    # The plan for the saved folder and this call names what to try, and why it skips the rest.
+    settings = wan_nb.GenerationSettings(32, 32, 9, num_inference_steps=2, guidance_scale=5.0, dtype="float32",
+                                         max_sequence_length=16)
+    the_plan = wan_nb.plan(diagnosis, path, settings, budget=budget, allow_degraded=True)
+    assert the_plan.planned, the_plan.candidates
+    assert all(c.skip_reason for c in the_plan.skipped)
+    assert the_plan.budget_bytes == budget
+
     report = wan_nb.recover(lambda: pipe(**_call(name)), pipeline=pipe, diagnosis=diagnosis, budget=budget,
                             allow_degraded=True)
+    assert report.settings == settings  # read from the call (V2V: the video's length)
+    # The plan for the folder and the recovery's own agree on what cannot change the failing allocation.
+    def unchangeable(p):
+        return {c.strategy: c.skip_reason for c in p.skipped if "cannot change" in (c.skip_reason or "")}
+
+    assert unchangeable(the_plan) == unchangeable(report.plan)
+    if name == "wan-vace" and diagnosis.stage == "vae_encode":
+        assert "fewer_frames" in unchangeable(the_plan)
     assert report.attempts, report.to_text()
+    if name in NOT_RECOVERABLE_ON_CPU:
+        assert not report.succeeded and report.winner is None, report.to_text()
+        assert "No strategy recovered the run." in report.to_text()
+        # Every strategy that ran failed at the very allocation the call failed at: none changed it.
+        tried = [a for a in report.attempts if a.status != "skipped"]
+        assert tried and all(a.status == "failed" and a.diagnosis["category"] == "out_of_memory" for a in tried)
+        assert {a.diagnosis["evidence"]["tried_to_allocate"] for a in tried} == \
+            {diagnosis.evidence["tried_to_allocate"]}, report.to_text()
+        assert all(c.skip_reason for c in report.plan.skipped)
+    else:
+        winner = report.winning_attempt
+        assert report.succeeded and winner is not None, report.to_text()
+        assert winner.measured_peak_bytes <= budget
+        assert winner.strategy in {c.strategy for c in the_plan.candidates}
+        assert report.result is not None and len(report.result.frames) == 1
     assert _state(pipe) == before
     np.testing.assert_allclose(pipe(**_call(name)).frames, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cogvideox", "ltx"])
+def test_the_estimate_refuses_models_its_formulas_do_not_describe(built, name):
+    path, pipe = built(name)
+    with pytest.raises(ValueError, match=type(pipe.transformer).__name__):
+        wan_nb.estimate_memory(path, wan_nb.GenerationSettings(32, 32, 9))
+    # The plan goes on without estimates, and says why, instead of skipping on Wan-shaped numbers.
+    the_plan = wan_nb.plan(wan_nb.diagnose("torch.OutOfMemoryError: CUDA out of memory."), path,
+                           wan_nb.GenerationSettings(32, 32, 9), budget="1MiB")
+    assert the_plan.planned and all(c.estimated_peak_bytes is None for c in the_plan.candidates)
+    assert any("Some estimates are missing" in n for n in the_plan.notes)
 
 
 @pytest.mark.parametrize("name", ["wan-t2v-t5", "wan-v2v"])
@@ -277,5 +357,7 @@ def test_a_decode_oom_is_replayed_on_pipelines_built_as_diffusers_builds_them(bu
                           strategies=["vae_tiling"], replay=False)
     assert full.winning_attempt.replayed == ()
     difference = np.abs(replayed.result.frames - full.result.frames)
-    # V2V encodes its input video, which a full rerun under tiling tiles too (issue 12's I2V note).
-    assert difference.max() < (0.1 if name == "wan-v2v" else 1e-6), difference.max()
+    # V2V encodes its input video, which a full rerun under tiling tiles too (issue 12's I2V note);
+    # how far that moves the frames depends on the tile chosen for the clip's length (5 frames,
+    # read from the video): 0.081 and 0.102 measured with the tiles chosen for 81 and for 5 frames.
+    assert difference.max() < (0.15 if name == "wan-v2v" else 1e-6), difference.max()

@@ -215,44 +215,6 @@ def test_load_failing_under_budget_as_oserror_is_out_of_memory(tiny_path):
 # ------------------------------------------------------------------ records, names, CLI
 
 
-def test_every_public_record_to_dict_is_json_native(tiny_path, tmp_path):
-    from wan_nb.fixtures import remove_component
-    from wan_nb.repair import (
-        isolate_components,
-        plan_assembly,
-        redownload_instructions,
-        substitution_options,
-        upgrade_guidance,
-    )
-
-    path = tiny_path("wan2.1-t2v")
-    broken = copy_model(path, tmp_path / "b")
-    remove_component(broken, "vae")
-    settings = wan_nb.GenerationSettings(32, 32, 5, num_inference_steps=2)
-    records = [
-        wan_nb.analyze_model_components(path),
-        wan_nb.analyze_model_components(path)["transformer"],
-        *isolate_components(broken),
-        plan_assembly(path),
-        *redownload_instructions(broken, repo_id="a/b"),
-        *substitution_options(path),
-        upgrade_guidance(path),
-        settings,
-        wan_nb.estimate_memory(path, settings),
-        wan_nb.diagnose("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."),
-        wan_nb.plan(wan_nb.diagnose("torch.OutOfMemoryError: CUDA out of memory."), path, settings),
-    ]
-    records.append(records[-1].candidates[0])
-    seen = set()
-    for record in records:
-        if record is None:
-            continue
-        data = record.to_dict()
-        assert json.loads(json.dumps(data)) == data, type(record).__name__
-        seen.add(type(record).__name__)
-    assert {"ComponentReport", "ComponentInfo", "UsableComponent", "AssemblyPlan", "Redownload"} <= seen
-
-
 def test_analyze_help_and_readme_state_the_exit_codes():
     text = subprocess.run([*CLI, "analyze", "--help"], capture_output=True, text=True).stdout
     for code in ("0", "1", "2"):

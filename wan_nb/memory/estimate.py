@@ -206,6 +206,21 @@ def _weight_components(report: Any) -> dict[str, Any]:
     return found
 
 
+def _require_wan(report: Any, transformer: Any, vae: Any) -> None:
+    """Refuse models the formulas do not describe: a Wan-shaped number for CogVideoX or LTX would be invented.
+
+    The activations are Wan's (``WanTransformer3DModel`` and its VACE/2.2 kin, ``AutoencoderKLWan``);
+    a class the report does not name is taken as Wan (a synthetic or hand-built report).
+    """
+    for info, is_wan in ((transformer, lambda c: c.startswith("Wan")), (vae, lambda c: c == "AutoencoderKLWan")):
+        if info.class_name and not is_wan(info.class_name):
+            raise ValueError(
+                f"Cannot estimate {getattr(report, 'path', 'this model')}: wan_nb's estimate models Wan pipelines "
+                f"(WanTransformer3DModel, AutoencoderKLWan), and its {info.name} is {info.class_name}. Measure the "
+                "call instead (wan_nb.measure)."
+            )
+
+
 def _half(device: str) -> str:
     # As the half_precision strategy picks it: float16 on MPS, bfloat16 elsewhere (the
     # catalogue also picks float16 on CUDA cards without bfloat16, which it can only see there).
@@ -262,6 +277,7 @@ def estimate_memory(
             f"Cannot estimate {getattr(report, 'path', 'this model')}: the report has no weights for "
             f"{', '.join(missing)}. Fix the components first (wan_nb.analyze_model_components shows what is wrong)."
         )
+    _require_wan(report, tf_info, vae_info)
     tf_cfg, vae_cfg = dict(tf_info.config or {}), dict(vae_info.config or {})
     temporal, spatial, _ = A.vae_factors(vae_cfg)
     patch = A._patch(tf_cfg)[1]

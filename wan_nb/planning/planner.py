@@ -444,7 +444,7 @@ def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> st
         return None
     evidence = getattr(diagnosis, "evidence", None) or {}
     where = str(evidence.get("frame", ""))
-    pipeline = getattr(report, "pipeline_class", None)
+    pipeline = _pipeline_class(report)
     if stage == "preprocess":
         return "cannot change the failing allocation: it is in the input's preprocessing, which the input fixes"
     if stage == "vae_encode" and pipeline in _INPUT_VIDEO_PIPELINES:
@@ -453,6 +453,19 @@ def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> st
         return ("cannot change the failing allocation: it is in the image-context projection, "
                 "whose size does not depend on the frames")
     return None
+
+
+def _pipeline_class(report: Any) -> str | None:
+    """The pipeline class of a component report, or of a model folder's ``model_index.json``."""
+    if isinstance(report, (str, os.PathLike)):
+        from wan_nb.model.checkpoint import CheckpointError, read_json
+
+        try:
+            name = read_json(os.path.join(report, "model_index.json")).get("_class_name")
+        except CheckpointError:  # a hub id or a damaged folder: the estimates say so, not this
+            return None
+        return name if isinstance(name, str) else None
+    return getattr(report, "pipeline_class", None)
 
 
 def _check_arguments(diagnosis: Any, report: Any, settings: Any, device: Any, budget: Any, margin: Any,

@@ -59,10 +59,13 @@ def settings_from_call(cls: type, kwargs: dict[str, Any], dtype: str | None = No
         batch = 1
     batch *= int(kwargs.get("num_videos_per_prompt") or 1)
     defaults = GenerationSettings()
+    frames = get("num_frames", defaults.num_frames)
+    if "num_frames" not in params and isinstance(kwargs.get("video"), (list, tuple)) and kwargs["video"]:
+        frames = len(kwargs["video"])  # V2V takes no num_frames: the input video's length is the clip's
     return GenerationSettings(
         height=int(get("height", defaults.height)),
         width=int(get("width", defaults.width)),
-        num_frames=int(get("num_frames", defaults.num_frames)),
+        num_frames=int(frames),
         num_inference_steps=int(get("num_inference_steps", defaults.num_inference_steps)),
         guidance_scale=float(get("guidance_scale", defaults.guidance_scale)),
         dtype=dtype or "float32",

@@ -173,6 +173,10 @@ def with_kept_embeddings(pipe: Any, kept: KeptRun, kwargs: dict[str, Any]) -> di
     kwargs["prompt"] = None
     kwargs["negative_prompt"] = None
     for name, tensor in kept.embeddings.items():
+        if name == "image_embeds" and kwargs.get("image") is not None:
+            # Wan I2V refuses `image` beside `image_embeds` ("Cannot forward both") and needs the
+            # image itself for its condition frame: its image encoder runs again instead.
+            continue
         kwargs[name] = tensor.to(device, dtype=dtype)
     return kwargs
 

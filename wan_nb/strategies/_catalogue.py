@@ -89,7 +89,32 @@ def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
         tile = _predicted_tile(pipe, ctx)
         # recorded so that the snippet written from this context carries the same size
         ctx.choices["vae_tile"] = tile  # None only for a video no larger than the smallest tile
-    pipe.vae.enable_tiling(**tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
+    pipe.vae.enable_tiling(**_accepted_tiling(pipe.vae, tiling_kwargs(ctx, _vae_spatial(pipe.vae))))
+
+
+def _accepted_tiling(vae: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` (Wan's names: a tile's size and stride) in the names this VAE's ``enable_tiling`` takes.
+
+    CogVideoX's VAE takes an overlap factor instead of a stride (its tiled decode steps by
+    ``min * (1 - overlap)``); a name a VAE does not take is left out rather than raising.
+    """
+    import inspect
+
+    try:
+        accepted = inspect.signature(vae.enable_tiling).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin-like method: pass Wan's names
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return kwargs
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        axis = key.rsplit("_", 1)[-1]  # height | width
+        overlap = f"tile_overlap_factor_{axis}"
+        if key in accepted:
+            out[key] = value
+        elif key.startswith("tile_sample_stride_") and overlap in accepted and kwargs.get(f"tile_sample_min_{axis}"):
+            out[overlap] = 1.0 - value / kwargs[f"tile_sample_min_{axis}"]
+    return out
 
 
 def _tiling_code(ctx: StrategyContext) -> Code:
