@@ -284,8 +284,11 @@ def test_budget_failure_diagnose_plan_recover_leaves_the_pipeline_as_it_was(buil
     assert all(c.skip_reason for c in the_plan.skipped)
     assert the_plan.budget_bytes == budget
 
-    report = wan_nb.recover(lambda: pipe(**_call(name)), pipeline=pipe, diagnosis=diagnosis, budget=budget,
-                            allow_degraded=True)
+    # The call's inputs under names of their own, as a notebook holds them: the snippet uses them.
+    inputs = {k: v for k, v in _call(name).items() if k in ("image", "video", "mask")}
+    names = {"pipe": pipe, **inputs}
+    report = wan_nb.recover(lambda: pipe(**{**_call(name), **inputs}), pipeline=pipe, diagnosis=diagnosis,
+                            budget=budget, allow_degraded=True, namespace=names)
     assert report.settings == settings  # read from the call (V2V: the video's length)
     # The plan for the folder and the recovery's own agree on what cannot change the failing allocation.
     def unchangeable(p):
@@ -312,6 +315,18 @@ def test_budget_failure_diagnose_plan_recover_leaves_the_pipeline_as_it_was(buil
         assert report.result is not None and len(report.result.frames) == 1
     assert _state(pipe) == before
     np.testing.assert_allclose(pipe(**_call(name)).frames, expected, atol=1e-5)
+    if report.winner is None:
+        return
+    # The snippet, pasted where those names live, runs under the same budget and makes a video
+    # of the recovered one's shape (the pasted run is a full run: no replay).
+    snippet = report.snippet()
+    for key in inputs:
+        assert f"{key}={key}" in snippet, snippet
+    assert 'prompt="a cat"' in snippet.replace("'", '"') and "max_sequence_length=16" in snippet, snippet
+    pasted = dict(names)
+    with wan_nb.memory_budget(budget):
+        exec(snippet, pasted)
+    assert np.asarray(pasted["video"]).shape == np.asarray(report.result.frames[0]).shape, snippet
 
 
 @pytest.mark.parametrize("name", ["cogvideox", "ltx"])

@@ -124,6 +124,12 @@ def _attempts(w):
     return [*report.attempts, report.probe]
 
 
+def _user_call(w):
+    call = w["report"].call
+    assert call is not None and call.arguments, "the recovery saw no call"
+    return [call]
+
+
 def _plan(w):
     return [w["report"].plan, wan_nb.plan(wan_nb.diagnose("torch.OutOfMemoryError: CUDA out of memory."),
                                           w["path"], wan_nb.GenerationSettings(32, 32, 5), budget="1MiB")]
@@ -253,6 +259,7 @@ def _strategy(w):
 MAKERS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "RecoveryReport": _report,
     "Attempt": _attempts,
+    "UserCall": _user_call,
     "Plan": _plan,
     "Candidate": _candidates,
     "Diagnosis": _diagnosis,

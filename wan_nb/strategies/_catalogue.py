@@ -89,7 +89,10 @@ def _tiling_setup(pipe: Any, ctx: StrategyContext) -> None:
         tile = _predicted_tile(pipe, ctx)
         # recorded so that the snippet written from this context carries the same size
         ctx.choices["vae_tile"] = tile  # None only for a video no larger than the smallest tile
-    pipe.vae.enable_tiling(**_accepted_tiling(pipe.vae, tiling_kwargs(ctx, _vae_spatial(pipe.vae))))
+    applied = _accepted_tiling(pipe.vae, tiling_kwargs(ctx, _vae_spatial(pipe.vae)))
+    # What ran, in this VAE's own names (CogVideoX's overlap factors): the snippet repeats it.
+    ctx.choices["vae_tiling_kwargs"] = dict(applied)
+    pipe.vae.enable_tiling(**applied)
 
 
 def _accepted_tiling(vae: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +121,8 @@ def _accepted_tiling(vae: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tiling_code(ctx: StrategyContext) -> Code:
-    args = ", ".join(f"{k}={v}" for k, v in tiling_kwargs(ctx).items())
+    applied = ctx.choices.get("vae_tiling_kwargs") or tiling_kwargs(ctx)
+    args = ", ".join(f"{k}={v!r}" for k, v in applied.items())
     return Code(setup=[f"{{pipe}}.vae.enable_tiling({args})"])
 
 
