@@ -33,15 +33,9 @@ TUNED = [p for p in REAL_FILES if p.stem not in HELD_OUT]
 # Tuned reports the rules get wrong, with why; strict xfail: fixing one makes the test fail
 # until it leaves this list.
 KNOWN_MISSES = {
-    "cinemo_15_not_appear_to_have_file_diffusers_version":
-        "the text says a weights file is missing; only the maintainer knew the diffusers version was the cause",
     "wrapper_1366_encode_2_unexpected_pbar":
-        "a bug inside the wrapper reads exactly like an installed library that is too old",
-    # A bare "NameError: name 'x' is not defined" with no frame: the same line a user's own cell
-    # prints; only the thread tells that it came from inside the package.
-    "cpppo_67_nameerror_item_in_package": "a frameless NameError reads like the user's own code",
-    "hafez_5_nameerror_typo_in_package": "a frameless NameError reads like the user's own code",
-    "reahl_230_nameerror_warnings_not_imported": "a frameless NameError reads like the user's own code",
+        "a bug inside the wrapper reads exactly like an installed library that is too old (the paste stops before "
+        "the frame that would show that caller and callee are the same package's)",
 }
 
 

@@ -85,6 +85,9 @@ _CORRUPT = _rx(
 _MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
 _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
                             r"(?:\.\w+)*)", _I)
+# diffusers' ModelMixin.from_pretrained: no safetensors file, logged before it falls back to .bin.
+SAFETENSORS_FALLBACK = re.compile(r"An error occurred while trying to fetch (?P<path>\S+?): \S+ does not appear to "
+                                   r"have a file named (?P<file>[\w.-]+\.safetensors)", _I)
 _NO_SUCH_FILE = re.compile(r"No such file or directory:?\s*['\"]?(?P<path>[^'\"\n]+?)['\"]?\s*$", _I | re.M)
 _COMPONENT_MISSING = _rx(
     r"Can't load (?:the )?(?:tokenizer|config|model|configuration|image processor|feature extractor|processor)"
@@ -248,6 +251,13 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
         if m:
             facts["file"] = m[1]
         return Finding("weights_corrupt", "a weight or config file could not be read", facts)
+    m = SAFETENSORS_FALLBACK.search(text)
+    if m:
+        # diffusers logs this and then loads the pickle (.bin) weights instead: the folder holds
+        # weights in the layout an older diffusers saved, which the installed one no longer
+        # mixes with safetensors components; the file is not missing.
+        return Finding("version_mismatch", "the checkpoint's weights are in a layout (.bin, not .safetensors) that "
+                       "another diffusers release wrote", {"missing_file": m["file"], "missing_path": m["path"]})
     m = _MISSING_FILE.search(text) or _NO_FILE_NAMED.search(text)
     if m:
         return Finding("component_missing", "a file the loader needs is not there",

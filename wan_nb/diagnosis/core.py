@@ -341,6 +341,13 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         # installed packages: not the user's own code, most likely a bug of that package or app.
         finding = P.Finding("unknown", "an error raised inside installed code (its traceback runs through "
                             "site-packages): a bug there, not the user's code")
+    elif (finding is not None and finding.category == "user_code" and not chosen.frames
+          and P.is_type(chosen, "NameError") and not _users_code_shown(parsed)):
+        # A bare "NameError: name 'x' is not defined" is printed the same by a cell and by a
+        # package that forgot an import or has a typo; without the cell, the script line or
+        # the call that used the name, whose code it is is not shown: say so, do not guess.
+        finding = P.Finding("unknown", "a NameError pasted without the code that raised it: a notebook's or a "
+                            "package's, the text does not show", finding.facts)
     category = finding.category if finding else "unknown"
     evidence: dict[str, str | int | float] = {}
     if chosen.type:
@@ -377,7 +384,8 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         evidence["wrapper"] = ", ".join(parsed.wrappers)
     evidence["source"] = source
     if category == "unknown":
-        evidence["reason"] = _unknown_reason(chosen)
+        # A rule that decided "unknown" (a package's own bug, a NameError without its code) says why.
+        evidence["reason"] = finding.rule if finding else _unknown_reason(chosen)
 
     return Diagnosis(
         category=category,
@@ -396,6 +404,16 @@ _FRAME_IN_PACKAGE = re.compile(r'^\s*File "[^"]*[/\\](?:site|dist)-packages[/\\]
 
 def _library_frame_line(parsed: ParsedText) -> bool:
     return any(_FRAME_IN_PACKAGE.match(line) for line in parsed.lines[:400])
+
+
+# Signs that the pasted text shows the user's own code: IPython's cell markers and arrows, a
+# script's top level, or a call a user's script makes (the pipeline, its export, its loading).
+_USERS_CODE = re.compile(r"^-+> ?\d+ |Cell In ?\[\d+\]|<ipython-input-|ipykernel_\d+|<module>|^\s*In \[\d+\]:"
+                         r"|\b(?:export_to_video|export_to_gif|load_image|from_pretrained)\b|\bpipe(?:line)?\(", re.M)
+
+
+def _users_code_shown(parsed: ParsedText) -> bool:
+    return any(_USERS_CODE.search(line) for line in parsed.lines[:400])
 
 
 _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_video|mimwrite|mimsave)\b")
@@ -434,7 +452,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     if hint:
         return hint[0], hint[1], None
     if category in ("component_missing", "weights_corrupt", "pipeline_unavailable") or (
-            category == "version_mismatch" and stages.is_state_dict_mismatch(chosen.message)):
+            category == "version_mismatch" and (stages.is_state_dict_mismatch(chosen.message)
+                                                or categories.SAFETENSORS_FALLBACK.search(chosen.message))):
         return "load", "these failures happen while a pipeline is loaded", None
     if P.is_type(chosen, "ImportError") and category in ("missing_dependency", "version_mismatch"):
         return "load", "imports run before anything else, while the pipeline is set up", None
