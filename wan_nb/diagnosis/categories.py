@@ -16,6 +16,7 @@ from wan_nb.diagnosis.patterns import (
     in_users_script,
     is_type,
     looks_like_library_class,
+    looks_like_library_object,
     raised_in_user_code,
 )
 from wan_nb.diagnosis.tracetext import ParsedError
@@ -47,7 +48,10 @@ _UNAVAILABLE = _rx(
     r"|not built with MPS|\bMPS (?:device )?(?:is )?not available|not currently implemented for the MPS device"
     r"|is not compatible with the current PyTorch installation|no (?:XPU|NPU|GPU) devices? (?:found|available)"
     r"|CUDA (?:is )?not available|cuda:\d+ (?:is not available|does not exist)"
-    r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs")
+    r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs"
+    # cudaErrorNotSupported: the GPU, driver or VM lacks a feature torch asked for (ComfyUI's
+    # default cudaMallocAsync allocator on older cards and some VMs): unsupported, not a fault.
+    r"|CUDA error: operation not supported|cudaErrorNotSupported")
 _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
@@ -113,7 +117,7 @@ _REQUIRES_LIB = re.compile(
     r"(?: library| package)? (?:to be installed|but (?:it )?(?:is|was) not (?:installed|found))"
     r"|(?:please|you need to|you must) install\s+(?!via\b|with\b|it\b|them\b|the\b|from\b|using\b)[`'\"]?"
     r"(?P<pkg3>[A-Za-z][\w\-]*)|\b(?P<pkg5>[A-Za-z][\w\-]*) (?:is|are) not installed", _I)
-_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
+_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|Could not find a backend to open .{0,300}with iomode|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
                 r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
@@ -135,7 +139,12 @@ _VERSION = _rx(
     r"|got multiple values for (?:keyword )?argument|has no attribute|_ARRAY_API not found"
     r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
     r"|Expected a value of type '[^']+' for argument '\w+' but instead found type"
-    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented")
+    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented"
+    # DiffSynth-Studio identifies a checkpoint by its keys; one it does not know is a model newer
+    # than the installed release (or its model config).
+    r"|cannot detect the model type"
+    r"|requires `?(?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)`?\s*`?v?\d+(?:\.\d+)+`?"
+    r"\s*or (?:higher|newer|later|above)")
 _INVALID = _rx(
     r"ha(?:ve|s) to be divisible by|must be (?:divisible by|a multiple of)|should be divisible by"
     r"|Provide either `|Cannot forward both `|`\w+` (?:has|have) to be|`\w+` (?:must|should) be|is only supported when"
@@ -288,10 +297,17 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
     return None
 
 
+# Helpers diffusers exports from diffusers.utils only (diffusers/utils/__init__.py).
+_DIFFUSERS_UTILS = frozenset({"export_to_video", "export_to_gif", "export_to_ply", "export_to_obj", "load_image",
+                              "load_video", "make_image_grid", "numpy_to_pil", "pt_to_pil"})
+
+
 def _imports(err: ParsedError, text: str) -> Finding | None:
     m = _CANNOT_IMPORT.search(text)
     if m:
         facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
+        if m["module"] == "diffusers" and m["name"] in _DIFFUSERS_UTILS:
+            return Finding("user_code", f"{m['name']} is imported from diffusers.utils, not from diffusers", facts)
         if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
             return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
         if m["name"].endswith("Pipeline"):
@@ -332,7 +348,7 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
                        {"missing_package": _pip_name(pkg)})
     if _DEP_MISC.search(text):
         facts = {}
-        if re.search(r"ffmpeg", text, _I):
+        if re.search(r"ffmpeg|backend to open \S*\.(?:mp4|mov|avi|mkv|webm|gif)\b", text, _I):
             facts["missing_package"] = "imageio-ffmpeg"
         elif re.search(r"flash.?attn", text, _I):
             facts["missing_package"] = "flash-attn"
@@ -393,6 +409,9 @@ _SIZE_PAIR = re.compile(r"size of tensor a \((\d+)\) must match the size of tens
 # caller asked for its shape: the input image was never read.
 _NONE_IMAGE = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"]shape['\"]|['\"]NoneType['\"] object is not "
                          r"subscriptable[^\n]*\bimg\b", _I)
+# ... and the failing line (or the paste) shows an image being read or used: any other None
+# with no shape (an audio prompt, a latent) is not an unread image.
+_IMAGE_READ = re.compile(r"\b(?:img|image|im|frame|photo|pic)\w*\.shape\b|\bimread\b|Image\.open|load_image", _I)
 
 
 def raised_in_installed_code(err: ParsedError) -> bool:
@@ -411,6 +430,10 @@ def channel_mismatch(text: str) -> tuple[int, int] | None:
         if {a, b} == {"3", "4"}:
             return int(a), int(b)
     return None
+
+
+_MISSING_TENSOR = re.compile(r"KeyError: ['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
+_LOADING_FRAME = re.compile(r"\bload\w*|__init__|state_dict\[|sd\[", _I)
 
 
 def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
@@ -433,7 +456,8 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
                        {"callee": sig["func"]})
     if is_type(err, "SyntaxError") and (user or not err.frames):
         return Finding("user_code", "the cell's code has a syntax error")
-    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text):
+    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text) and (
+            not err.frames or any(_IMAGE_READ.search(f.code) for f in err.frames[-2:])):
         return Finding("invalid_input", "an input image was never read (an image loader such as cv2.imread returned "
                        "None: check the path and the file)")
     m = _NAME_UNDEFINED.search(text)
@@ -446,13 +470,19 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
                        {"undefined_name": m["name"]})
     if is_type(err, *_USER_TYPES) and user:
         m = _OBJECT_NO_ATTR.search(text)
-        if m and looks_like_library_class(m["obj"]) and is_type(err, "AttributeError"):
+        if m and looks_like_library_object(m["obj"]) and is_type(err, "AttributeError"):
             return Finding("version_mismatch", "the installed library's object lacks this attribute",
                            {"missing_attribute": m["name"], "object": m["obj"]})
         return Finding("user_code", "the error was raised by the notebook's own code")
     m = _NAME_UNDEFINED.search(text)
     if m and not err.frames and is_type(err, "NameError"):
         return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
+    m = _MISSING_TENSOR.search(text) if is_type(err, "KeyError") else None
+    if m and any(_LOADING_FRAME.search(f"{f.name} {f.code}") for f in err.frames[-3:]):
+        # The loader indexes the file's tensors by the names of the format it reads (a ComfyUI
+        # node given the file made for another loader, a checkpoint of another model).
+        return Finding("invalid_input", "the model file chosen lacks a tensor this loader reads: a file of another "
+                       "format or model", {"missing_tensor": m[1]})
     channels = channel_mismatch(text)
     if channels:
         # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
@@ -466,7 +496,7 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         return Finding("invalid_input", "the pipeline was given a value of the wrong type (an array or a string "
                        "where it takes an image or tensor)")
     m = _OBJECT_NO_ATTR.search(text)
-    if m and looks_like_library_class(m["obj"]):
+    if m and looks_like_library_object(m["obj"]):
         return Finding("version_mismatch", "the installed library's object lacks this attribute",
                        {"missing_attribute": m["name"], "object": m["obj"]})
     if _VERSION.search(text) and not (_OBJECT_NO_ATTR.search(text) and "has no attribute" in text):

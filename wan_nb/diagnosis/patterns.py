@@ -106,6 +106,17 @@ def looks_like_library_class(name: str) -> bool:
                              r"|Processor|Mixin)", name))
 
 
+def looks_like_library_object(name: str) -> bool:
+    """A public class of diffusers/transformers by its shape (a pipeline, model, scheduler, ...).
+
+    Stricter than :func:`looks_like_library_class`: a ``Wan`` prefix alone (``WanAttentionBlock``)
+    is also how the original Wan code and the wrappers name their own inner modules, so an
+    attribute missing there says nothing about an installed library's version.
+    """
+    return bool(re.fullmatch(r"(?:AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer(?:Fast)?"
+                             r"|Processor|Mixin)", name))
+
+
 # Frames that only forward a call (decorators, torch's module call machinery, hooks).
 _WRAPPER_PATH = re.compile(r"/torch/utils/_contextlib\.py$|/contextlib\.py$|/functools\.py$|"
                            r"/torch/nn/modules/module\.py$|/accelerate/hooks\.py$|/diffusers/hooks/|"

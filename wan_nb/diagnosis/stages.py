@@ -25,6 +25,7 @@ _TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|s
                         r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
                         r"|text_encoder", _I)
 _DENOISE_PATH = re.compile(r"/diffusers/models/transformers/|transformer_wan|/modules/model\.py$|/comfy/ldm/"
+                           r"|/diffusers/models/unets/|/diffusers/models/unet_\w+\.py$"  # the UNet denoisers
                            r"|wan_video_dit|/diffsynth/models/\w*dit\w*\.py$|hunyuan_video_packed"
                            r"|/comfy/samplers\.py$|/comfy/sample\.py$|/k_diffusion/|/diffusers/schedulers/"
                            r"|/comfy/model_base\.py$|/wanvideo/modules/model|/models/wan/modules/model", _I)
@@ -211,6 +212,7 @@ _PHASES = [
      "text_encode"),
     (re.compile(r"denois|sampling|\bsampler\b|\bstep \d+ ?/ ?\d+", _I), "denoise"),
     (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+                r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
 ]
 
@@ -242,6 +244,11 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
 # in front of its message ("WanImageToVideo: HIP error: out of memory").
 _NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*)?$")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
+# The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
+# module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
+# names shaped like ComfyUI node types, so that a sentence's first word is not read as one.
+_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{2,60}(?:Loader|Sampler|Decode|Encode|ToVideo))"
+                         r"(?:\s*[-:\uff1a]\s*|\s+)(?=\S)")
 
 
 def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
@@ -250,7 +257,7 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         m = _NODE.search(line)
         if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
             m = _NODE_LINE.match(line)
-            m = m if m and _CAMEL.search(m["node"]) else None
+            m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
         if m:
             stage = node_stage(m["node"])
             if stage:
