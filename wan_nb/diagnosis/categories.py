@@ -167,8 +167,25 @@ def _name_of_path(path: str) -> str:
 _MAX_CLASSIFY = 8000
 
 
+# diffusers' and transformers' lazy modules wrap whatever failed while importing a submodule.
+_FAILED_IMPORT = _rx(r"Failed to import (?P<module>(?:diffusers|transformers)\.[\w.]+) because of the following error"
+                     r"[^\n]*\n?(?P<inner>[\s\S]*)")
+
+
 def classify(err: ParsedError) -> Finding | None:
     """Category of one exception, or None when no rule is sure."""
+    m = _FAILED_IMPORT.search(err.message) if "Failed to import" in err.message else None
+    if m:
+        # The cause is the error inside (the last of a chain of "Failed to import"); whatever
+        # it is, a library module that cannot be imported here is set up against other
+        # versions of what it imports (torch, transformers, ...) unless the cause says more.
+        inner = m["inner"].strip().rsplit("(look up to see its traceback):", 1)[-1].strip()
+        inner_err = ParsedError(message=inner)
+        found = classify(inner_err) if inner and "Failed to import" not in inner else None
+        if found is not None and found.category not in ("user_code", "unknown"):
+            return found
+        return Finding("version_mismatch", f"{m['module']} could not be imported with the libraries installed here",
+                       {"module": m["module"]})
     msg = err.message
     if not msg.strip() and err.frames and err.frames[-1].code.startswith("assert"):
         msg = err.frames[-1].code  # a bare "assert X" says what failed only in its source line
@@ -432,7 +449,7 @@ def channel_mismatch(text: str) -> tuple[int, int] | None:
     return None
 
 
-_MISSING_TENSOR = re.compile(r"KeyError: ['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
+_MISSING_TENSOR = re.compile(r"(?:KeyError: |^)['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
 _LOADING_FRAME = re.compile(r"\bload\w*|__init__|state_dict\[|sd\[", _I)
 
 
@@ -477,10 +494,22 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     m = _NAME_UNDEFINED.search(text)
     if m and not err.frames and is_type(err, "NameError"):
         return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
+    if is_type(err, "KeyError") and any("/models/auto/configuration_auto" in f.path or "CONFIG_MAPPING[" in f.code
+                                        for f in err.frames):
+        # transformers maps a config's model_type to its class; a type it lacks is a model
+        # newer than the installed release.
+        return Finding("version_mismatch", "the installed transformers does not know this model type (a newer "
+                       "release does)", {"model_type": err.first_line.strip("'\"`")})
     m = _MISSING_TENSOR.search(text) if is_type(err, "KeyError") else None
-    if m and any(_LOADING_FRAME.search(f"{f.name} {f.code}") for f in err.frames[-3:]):
-        # The loader indexes the file's tensors by the names of the format it reads (a ComfyUI
-        # node given the file made for another loader, a checkpoint of another model).
+    loading = [f for f in err.frames[-3:] if _LOADING_FRAME.search(f"{f.name} {f.code}")]
+    if m and loading:
+        if _LIBRARY_PATH.search(loading[-1].path):
+            # The library's own loader names the checkpoint's tensors another way: the
+            # checkpoint and the installed release disagree.
+            return Finding("version_mismatch", "the installed library reads this checkpoint's tensors under other "
+                           "names (another release)", {"missing_tensor": m[1]})
+        # An app's or node's loader indexes the file by the names of the format it reads (a
+        # ComfyUI node given the file made for another loader, a checkpoint of another model).
         return Finding("invalid_input", "the model file chosen lacks a tensor this loader reads: a file of another "
                        "format or model", {"missing_tensor": m[1]})
     channels = channel_mismatch(text)

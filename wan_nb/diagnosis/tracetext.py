@@ -114,6 +114,8 @@ _PREFIXES = [
 # Cheap first test (most lines have no prefix): only lines that could start with one are tried.
 _MAYBE_PREFIX = re.compile(r"^\s*(?:\[|\(|\d{4}-\d\d-|\d\d:\d\d|[\w.]+(?:-[\w.]+)+\s+\||>|[\w.]+\s+-\s|\[?(?:ERROR"
                            r"|CRITICAL|WARNING|INFO|DEBUG)\b)")
+# Colab renders frame paths as links and copying keeps them: "[/usr/x/y.py](https://localhost:8080/#) in f()".
+_COLAB_LINK = re.compile(r"^(\s*)\[([^\]\n]+)\]\(https?://[^)\s]*\)")
 _COMFY_BANNER = re.compile(r"^\s*!!!\s*Exception during processing\s*!!!\s*")
 _FENCE = re.compile(r"^\s*```\w*\s*$")
 
@@ -143,6 +145,8 @@ def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
                     break
             else:
                 break
+        if "](" in line and line.lstrip()[:1] == "[":
+            line = _COLAB_LINK.sub(r"\1\2", line, count=1)
         if "!!!" in line and _COMFY_BANNER.match(line):
             wrappers.add("comfyui")
             line = _COMFY_BANNER.sub("", line)
