@@ -319,6 +319,14 @@ _DIFFUSERS_UTILS = frozenset({"export_to_video", "export_to_gif", "export_to_ply
                               "load_video", "make_image_grid", "numpy_to_pil", "pt_to_pil"})
 
 
+# ComfyUI's top-level modules (its repository root), imported by custom node packs.
+_COMFYUI_MODULES = frozenset({"comfy", "comfy_extras", "comfy_api", "comfy_execution", "comfy_config", "node_helpers",
+                              "folder_paths", "latent_preview", "comfy_api_nodes"})
+# "diffusers>=0.25.0 requirement not satisfied": the package is there, at another version.
+_REQUIREMENT_UNMET = re.compile(r"\b(?P<pkg>[A-Za-z][\w\-]*)\s*(?P<spec>(?:>=|==|<=|~=|>|<)\s*\d[\w.]*)\s*(?:requirement\s+)?"
+                                r"(?:is\s+)?not\s+(?:satisfied|met)", _I)
+
+
 def _imports(err: ParsedError, text: str) -> Finding | None:
     m = _CANNOT_IMPORT.search(text)
     if m:
@@ -351,8 +359,16 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
         if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
             return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
+        if top in _COMFYUI_MODULES:
+            # ComfyUI's own modules, which node packs import: one missing is a ComfyUI older
+            # than the node pack (no pip package provides it).
+            return Finding("version_mismatch", "the installed ComfyUI lacks a module a node pack imports", facts)
         facts["missing_package"] = _pip_name(top)
         return Finding("missing_dependency", "a Python package is not installed", facts)
+    m = _REQUIREMENT_UNMET.search(text)
+    if m:
+        return Finding("version_mismatch", "an installed package is not at the version that is required",
+                       {"package": m["pkg"], "required": m["spec"]})
     m = _REQUIRES_LIB.search(text)
     pip = _PIP_INSTALL.search(text)
     if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text)):

@@ -422,7 +422,9 @@ _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_
 # diffusers' placement calls, named in messages such as "`enable_model_cpu_offload` requires accelerator".
 _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_group_offload\b"
                         r"|\.to\(\s*['\"](?:cuda|mps|xpu)")
-_IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following")
+# Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
+_IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
+                          r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
 
 
 _IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
@@ -456,7 +458,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return by_callee, f"the message names {evidence['callee']}", None
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
-    if _IMPORT_NAME.search(chosen.message) and not any(stages.frame_stage(f) for f in chosen.frames):
+    if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
+            stages.frame_stage(f) for f in chosen.frames):
         # A name imported at the top of a script or module: nothing had run yet, whatever the
         # name is (an import of export_to_video fails before any video exists).
         return "load", "imports run before anything else, while the pipeline is set up", None
