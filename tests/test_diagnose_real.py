@@ -155,6 +155,28 @@ def test_tuned_report(path):
         assert d.stage == header["stage"], d.to_text()
 
 
+# Ways the same report reaches wan_nb: inside a quote, a docker log, a code fence, with chatter
+# around it, with colours or Windows line ends. None of them changes what the report says.
+_WRAPPINGS = {
+    "quoted": lambda t: "\n".join("> " + line for line in t.split("\n")),
+    "docker": lambda t: "\n".join("comfyui-1  | " + line for line in t.split("\n")),
+    "fenced": lambda t: "```\n" + t + "\n```",
+    "chatter": lambda t: "Hi, I get this when I run it:\n\n" + t + "\n\nAny help appreciated, thanks!\n",
+    "ansi_crlf": lambda t: "\r\n".join("\x1b[31m" + line + "\x1b[0m" if line.strip() else line for line in t.split("\n")),
+}
+
+
+@pytest.mark.parametrize("wrapping", sorted(_WRAPPINGS))
+def test_tuned_reports_read_the_same_however_they_are_wrapped(wrapping):
+    changed = []
+    for path in TUNED:
+        text = read_case(path)[1]
+        plain, wrapped = diagnose(text), diagnose(_WRAPPINGS[wrapping](text))
+        if (plain.category, plain.stage) != (wrapped.category, wrapped.stage):
+            changed.append(f"{path.stem}: {plain.category}/{plain.stage} -> {wrapped.category}/{wrapped.stage}")
+    assert not changed, changed
+
+
 def test_known_misses_are_tuned_reports():
     assert set(KNOWN_MISSES) <= {p.stem for p in TUNED}
 

@@ -60,7 +60,7 @@ _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misa
              r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
              r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
 _DEVICE_MISMATCH = _rx(
-    r"Expected all tensors to be on the same(?: device|\s*$)|on the same device|different from other tensors on"
+    r"Expected all tensors to be on the same(?: device|(?m:\s*$))|on the same device|different from other tensors on"
     r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
     r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
     r"|Expected a '?\w+'? (?:device )?(?:type )?for generator|Cannot generate a \w+ tensor from a generator of type"
@@ -69,7 +69,7 @@ _DEVICE_MISMATCH = _rx(
 _TYPE_PAIR = re.compile(r"Input type \(([\w.:]+)\) and (?:weight|bias) type \(([\w.:]+)\) should be the same", _I)
 _DTYPE = _rx(
     r"expected scalar type \w+ but found \w+|expected (?:scalar type|dtype) \w+,? but got|must have the same dtype"
-    r"|to have the same dtype|should be the same(?: dtype)?$|Input type \([\w.:]+\) and (?:weight|bias) type"
+    r"|to have the same dtype|should be the same(?: dtype)?(?m:$)|Input type \([\w.:]+\) and (?:weight|bias) type"
     r"|not implemented for '(?:Half|BFloat16|Float8\w*|ComplexHalf|Float|Double)'|Got unsupported ScalarType"
     r"|same dtype|dtype mismatch|can't be cast to the desired output type|Unsupported dtype|promote(?:d)? dtype"
     r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"

@@ -446,7 +446,7 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         # Except when that line was the export: the job had reached writing the video.
         said = [f.code for f in chosen.frames[-1:]] + [line for line in parsed.lines if chosen.first_line
                                                       and chosen.first_line in line]
-        if any(_EXPORT_CALL.search(code) for code in said):
+        if any(_EXPORT_CALL.search(code) for code in said) and not _IMPORT_NAME.search(chosen.message):
             return "postprocess", "the failing line writes the video", None
         return "unknown", "", None
     for err in order:
