@@ -266,7 +266,17 @@ _UNLOADABLE = _rx(r"The component <class '(?P<path>[\w.]+)'> of <class '[\w.]+'>
                   r"not seem to have any of the loading methods")
 
 
+# ComfyUI's own text encode node handed no CLIP (older releases; newer ones say "clip input is
+# invalid: None ... your checkpoint does not contain a valid clip or text encoder model").
+_NO_CLIP = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"](?:tokenize|encode_from_tokens\w*)['\"]", _I)
+_CORE_NODES = re.compile(r"/ComfyUI/nodes\.py$|^nodes\.py$", _I)
+
+
 def _loading(err: ParsedError, text: str) -> Finding | None:
+    if _NO_CLIP.search(text) and (any(_CORE_NODES.search(f.path) for f in err.frames[-1:]) or (
+            not err.frames and re.search(r"\bCLIPTextEncode\b", text))):
+        return Finding("component_missing", "the text encode node got no CLIP: the loaded checkpoint carries no text "
+                       "encoder (load one with a CLIP loader node)")
     m = _UNLOADABLE.search(text)
     if m:
         return Finding("component_missing", "model_index.json names a class diffusers cannot load",

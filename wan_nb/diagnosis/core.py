@@ -422,6 +422,8 @@ _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_
 # diffusers' placement calls, named in messages such as "`enable_model_cpu_offload` requires accelerator".
 _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_group_offload\b"
                         r"|\.to\(\s*['\"](?:cuda|mps|xpu)")
+# An attribute missing on the object a step calls names the step ('None' has no 'tokenize').
+_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens|encode_prompt|encode_text)['\"]")
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
                           r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
@@ -456,6 +458,9 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     by_callee = stages.stage_from_callee(str(evidence.get("callee", "")))
     if by_callee:
         return by_callee, f"the message names {evidence['callee']}", None
+    m = _ATTR_STEP.search(chosen.message[:2000])
+    if m:
+        return "text_encode", f"the failing call is .{m[1]}(), a step of encoding the prompt", None
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
