@@ -341,11 +341,12 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         # installed packages: not the user's own code, most likely a bug of that package or app.
         finding = P.Finding("unknown", "an error raised inside installed code (its traceback runs through "
                             "site-packages): a bug there, not the user's code")
-    elif (finding is not None and finding.category == "user_code" and not chosen.frames
+    elif (source == "text" and finding is not None and finding.category == "user_code" and not chosen.frames
           and P.is_type(chosen, "NameError") and not _users_code_shown(parsed)):
-        # A bare "NameError: name 'x' is not defined" is printed the same by a cell and by a
-        # package that forgot an import or has a typo; without the cell, the script line or
-        # the call that used the name, whose code it is is not shown: say so, do not guess.
+        # A pasted bare "NameError: name 'x' is not defined" is printed the same by a cell and
+        # by a package that forgot an import or has a typo; without the cell, the script line
+        # or the call that used the name, whose code it is is not shown: say so, do not guess.
+        # (A live exception keeps its frames; one without any was made or raised by hand.)
         finding = P.Finding("unknown", "a NameError pasted without the code that raised it: a notebook's or a "
                             "package's, the text does not show", finding.facts)
     category = finding.category if finding else "unknown"
