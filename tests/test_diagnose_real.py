@@ -184,6 +184,38 @@ def test_known_misses_are_tuned_reports():
     assert set(KNOWN_MISSES) <= {p.stem for p in TUNED}
 
 
+# --- bare lines the libraries print, read for what they mean ----------------------------------------
+
+@pytest.mark.parametrize(("text", "category"), [
+    # an array where a tensor or image goes is a wrong input, not another library release
+    ("AttributeError: 'numpy.ndarray' object has no attribute 'to'", "invalid_input"),
+    # cudaErrorNotSupported (ComfyUI's cudaMallocAsync on older cards): unsupported, not a fault
+    ("RuntimeError: CUDA error: operation not supported", "accelerator_unavailable"),
+    # diffusers exports its helpers from diffusers.utils only; an old diffusers lacks them there
+    ("ImportError: cannot import name 'export_to_video' from 'diffusers'", "user_code"),
+    ("ImportError: cannot import name 'export_to_video' from 'diffusers.utils'", "version_mismatch"),
+    # ComfyUI's own modules are no pip package: a node pack newer than ComfyUI
+    ("ModuleNotFoundError: No module named 'comfy.ldm.wan'", "version_mismatch"),
+    ("ModuleNotFoundError: No module named 'node_helpers'", "version_mismatch"),
+    ("AssertionError: diffusers>=0.25.0 requirement not satisfied. Please install correct diffusers version.",
+     "version_mismatch"),
+    # a pasted NameError without its code: a cell's or a package's, the text does not say
+    ("NameError: name 'item' is not defined", "unknown"),
+])
+def test_bare_lines(text, category):
+    assert diagnose(text).category == category
+
+
+def test_a_live_name_error_without_traceback_stays_the_users():
+    assert diagnose(NameError("name 'pipe' is not defined")).category == "user_code"
+
+
+def test_the_safetensors_fallback_line_is_a_checkpoint_of_another_release():
+    d = diagnose("An error occurred while trying to fetch org/model: org/model does not appear to have a file named "
+                 "diffusion_pytorch_model.safetensors.")
+    assert (d.category, d.stage) == ("version_mismatch", "load")
+
+
 # --- advice agrees with the plan ---------------------------------------------------------------
 
 # Skips that depend on this machine or on a model folder a pasted text cannot name; every other

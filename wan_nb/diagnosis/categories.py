@@ -437,6 +437,9 @@ def _pip_name(module: str) -> str:
 
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels", _I)
 # Plain Python types where a pipeline expects tensors or images: the caller passed the wrong thing.
+# Methods of tensors and PIL images: an array or a string has none of them.
+_TENSOR_OR_IMAGE_ATTR = re.compile(r"has no attribute ['\"](?:to|cpu|cuda|half|float|unsqueeze|permute|convert|resize"
+                                   r"|mode|getchannel|split)['\"]", _I)
 _WRONG_TYPE_ATTR = re.compile(r"['\"](?:numpy\.ndarray|ndarray|str|list|tuple|dict|int|float|bytes)['\"] object has no "
                               r"attribute", _I)
 _PIPELINE_PATH = re.compile(r"/diffusers/pipelines/|/pipelines?/|pipeline_\w+\.py$|/image_processor\.py$"
@@ -546,15 +549,18 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
             f.name in ("export_to_video", "export_to_gif") for f in err.frames):
         return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")
-    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and any(
-            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]):
+    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and (any(
+            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]) or (not err.frames and _TENSOR_OR_IMAGE_ATTR.search(text))):
         return Finding("invalid_input", "the pipeline was given a value of the wrong type (an array or a string "
                        "where it takes an image or tensor)")
     m = _OBJECT_NO_ATTR.search(text)
     if m and looks_like_library_object(m["obj"]):
         return Finding("version_mismatch", "the installed library's object lacks this attribute",
                        {"missing_attribute": m["name"], "object": m["obj"]})
-    if _VERSION.search(text) and not (_OBJECT_NO_ATTR.search(text) and "has no attribute" in text):
+    if _VERSION.search(text) and not ((_OBJECT_NO_ATTR.search(text) or _WRONG_TYPE_ATTR.search(text))
+                                      and "has no attribute" in text):
+        # (A plain Python or NumPy value lacking an attribute says the value is of the wrong type,
+        # not that a library is of another version.)
         facts = {}
         m = re.search(r"size mismatch for ([\w.]+)", text, _I)
         if m:
