@@ -189,6 +189,8 @@ def test_known_misses_are_tuned_reports():
 @pytest.mark.parametrize(("text", "category"), [
     # an array where a tensor or image goes is a wrong input, not another library release
     ("AttributeError: 'numpy.ndarray' object has no attribute 'to'", "invalid_input"),
+    # ... also when the paste dropped the type (a ComfyUI popup, an issue title): CPython's wording names it
+    ("'numpy.ndarray' object has no attribute 'to'", "invalid_input"),
     # cudaErrorNotSupported (ComfyUI's cudaMallocAsync on older cards): unsupported, not a fault
     ("RuntimeError: CUDA error: operation not supported", "accelerator_unavailable"),
     # diffusers exports its helpers from diffusers.utils only; an old diffusers lacks them there
