@@ -16,6 +16,7 @@ from wan_nb.diagnosis.patterns import (
     in_users_script,
     is_type,
     looks_like_library_class,
+    looks_like_library_object,
     raised_in_user_code,
 )
 from wan_nb.diagnosis.tracetext import ParsedError
@@ -47,7 +48,10 @@ _UNAVAILABLE = _rx(
     r"|not built with MPS|\bMPS (?:device )?(?:is )?not available|not currently implemented for the MPS device"
     r"|is not compatible with the current PyTorch installation|no (?:XPU|NPU|GPU) devices? (?:found|available)"
     r"|CUDA (?:is )?not available|cuda:\d+ (?:is not available|does not exist)"
-    r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs")
+    r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs"
+    # cudaErrorNotSupported: the GPU, driver or VM lacks a feature torch asked for (ComfyUI's
+    # default cudaMallocAsync allocator on older cards and some VMs): unsupported, not a fault.
+    r"|CUDA error: operation not supported|cudaErrorNotSupported")
 _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
@@ -56,7 +60,7 @@ _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misa
              r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
              r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
 _DEVICE_MISMATCH = _rx(
-    r"Expected all tensors to be on the same(?: device|\s*$)|on the same device|different from other tensors on"
+    r"Expected all tensors to be on the same(?: device|(?m:\s*$))|on the same device|different from other tensors on"
     r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
     r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
     r"|Expected a '?\w+'? (?:device )?(?:type )?for generator|Cannot generate a \w+ tensor from a generator of type"
@@ -65,7 +69,7 @@ _DEVICE_MISMATCH = _rx(
 _TYPE_PAIR = re.compile(r"Input type \(([\w.:]+)\) and (?:weight|bias) type \(([\w.:]+)\) should be the same", _I)
 _DTYPE = _rx(
     r"expected scalar type \w+ but found \w+|expected (?:scalar type|dtype) \w+,? but got|must have the same dtype"
-    r"|to have the same dtype|should be the same(?: dtype)?$|Input type \([\w.:]+\) and (?:weight|bias) type"
+    r"|to have the same dtype|should be the same(?: dtype)?(?m:$)|Input type \([\w.:]+\) and (?:weight|bias) type"
     r"|not implemented for '(?:Half|BFloat16|Float8\w*|ComplexHalf|Float|Double)'|Got unsupported ScalarType"
     r"|same dtype|dtype mismatch|can't be cast to the desired output type|Unsupported dtype|promote(?:d)? dtype"
     r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"
@@ -85,6 +89,9 @@ _CORRUPT = _rx(
 _MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
 _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
                             r"(?:\.\w+)*)", _I)
+# diffusers' ModelMixin.from_pretrained: no safetensors file, logged before it falls back to .bin.
+SAFETENSORS_FALLBACK = re.compile(r"An error occurred while trying to fetch (?P<path>\S+?): \S+ does not appear to "
+                                   r"have a file named (?P<file>[\w.-]+\.safetensors)", _I)
 _NO_SUCH_FILE = re.compile(r"No such file or directory:?\s*['\"]?(?P<path>[^'\"\n]+?)['\"]?\s*$", _I | re.M)
 _COMPONENT_MISSING = _rx(
     r"Can't load (?:the )?(?:tokenizer|config|model|configuration|image processor|feature extractor|processor)"
@@ -110,7 +117,7 @@ _REQUIRES_LIB = re.compile(
     r"(?: library| package)? (?:to be installed|but (?:it )?(?:is|was) not (?:installed|found))"
     r"|(?:please|you need to|you must) install\s+(?!via\b|with\b|it\b|them\b|the\b|from\b|using\b)[`'\"]?"
     r"(?P<pkg3>[A-Za-z][\w\-]*)|\b(?P<pkg5>[A-Za-z][\w\-]*) (?:is|are) not installed", _I)
-_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
+_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|Could not find a backend to open .{0,300}with iomode|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
                 r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
@@ -132,7 +139,12 @@ _VERSION = _rx(
     r"|got multiple values for (?:keyword )?argument|has no attribute|_ARRAY_API not found"
     r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
     r"|Expected a value of type '[^']+' for argument '\w+' but instead found type"
-    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented")
+    r"|has been incorrectly initialized or .{0,200}is incorrectly implemented"
+    # DiffSynth-Studio identifies a checkpoint by its keys; one it does not know is a model newer
+    # than the installed release (or its model config).
+    r"|cannot detect the model type"
+    r"|requires `?(?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)`?\s*`?v?\d+(?:\.\d+)+`?"
+    r"\s*or (?:higher|newer|later|above)")
 _INVALID = _rx(
     r"ha(?:ve|s) to be divisible by|must be (?:divisible by|a multiple of)|should be divisible by"
     r"|Provide either `|Cannot forward both `|`\w+` (?:has|have) to be|`\w+` (?:must|should) be|is only supported when"
@@ -155,8 +167,25 @@ def _name_of_path(path: str) -> str:
 _MAX_CLASSIFY = 8000
 
 
+# diffusers' and transformers' lazy modules wrap whatever failed while importing a submodule.
+_FAILED_IMPORT = _rx(r"Failed to import (?P<module>(?:diffusers|transformers)\.[\w.]+) because of the following error"
+                     r"[^\n]*\n?(?P<inner>[\s\S]*)")
+
+
 def classify(err: ParsedError) -> Finding | None:
     """Category of one exception, or None when no rule is sure."""
+    m = _FAILED_IMPORT.search(err.message) if "Failed to import" in err.message else None
+    if m:
+        # The cause is the error inside (the last of a chain of "Failed to import"); whatever
+        # it is, a library module that cannot be imported here is set up against other
+        # versions of what it imports (torch, transformers, ...) unless the cause says more.
+        inner = m["inner"].strip().rsplit("(look up to see its traceback):", 1)[-1].strip()
+        inner_err = ParsedError(message=inner)
+        found = classify(inner_err) if inner and "Failed to import" not in inner else None
+        if found is not None and found.category not in ("user_code", "unknown"):
+            return found
+        return Finding("version_mismatch", f"{m['module']} could not be imported with the libraries installed here",
+                       {"module": m["module"]})
     msg = err.message
     if not msg.strip() and err.frames and err.frames[-1].code.startswith("assert"):
         msg = err.frames[-1].code  # a bare "assert X" says what failed only in its source line
@@ -237,7 +266,17 @@ _UNLOADABLE = _rx(r"The component <class '(?P<path>[\w.]+)'> of <class '[\w.]+'>
                   r"not seem to have any of the loading methods")
 
 
+# ComfyUI's own text encode node handed no CLIP (older releases; newer ones say "clip input is
+# invalid: None ... your checkpoint does not contain a valid clip or text encoder model").
+_NO_CLIP = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"](?:tokenize|encode_from_tokens\w*)['\"]", _I)
+_CORE_NODES = re.compile(r"/ComfyUI/nodes\.py$|^nodes\.py$", _I)
+
+
 def _loading(err: ParsedError, text: str) -> Finding | None:
+    if _NO_CLIP.search(text) and (any(_CORE_NODES.search(f.path) for f in err.frames[-1:]) or (
+            not err.frames and re.search(r"\bCLIPTextEncode\b", text))):
+        return Finding("component_missing", "the text encode node got no CLIP: the loaded checkpoint carries no text "
+                       "encoder (load one with a CLIP loader node)")
     m = _UNLOADABLE.search(text)
     if m:
         return Finding("component_missing", "model_index.json names a class diffusers cannot load",
@@ -248,6 +287,13 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
         if m:
             facts["file"] = m[1]
         return Finding("weights_corrupt", "a weight or config file could not be read", facts)
+    m = SAFETENSORS_FALLBACK.search(text)
+    if m:
+        # diffusers logs this and then loads the pickle (.bin) weights instead: the folder holds
+        # weights in the layout an older diffusers saved, which the installed one no longer
+        # mixes with safetensors components; the file is not missing.
+        return Finding("version_mismatch", "the checkpoint's weights are in a layout (.bin, not .safetensors) that "
+                       "another diffusers release wrote", {"missing_file": m["file"], "missing_path": m["path"]})
     m = _MISSING_FILE.search(text) or _NO_FILE_NAMED.search(text)
     if m:
         return Finding("component_missing", "a file the loader needs is not there",
@@ -278,10 +324,25 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
     return None
 
 
+# Helpers diffusers exports from diffusers.utils only (diffusers/utils/__init__.py).
+_DIFFUSERS_UTILS = frozenset({"export_to_video", "export_to_gif", "export_to_ply", "export_to_obj", "load_image",
+                              "load_video", "make_image_grid", "numpy_to_pil", "pt_to_pil"})
+
+
+# ComfyUI's top-level modules (its repository root), imported by custom node packs.
+_COMFYUI_MODULES = frozenset({"comfy", "comfy_extras", "comfy_api", "comfy_execution", "comfy_config", "node_helpers",
+                              "folder_paths", "latent_preview", "comfy_api_nodes"})
+# "diffusers>=0.25.0 requirement not satisfied": the package is there, at another version.
+_REQUIREMENT_UNMET = re.compile(r"\b(?P<pkg>[A-Za-z][\w\-]*)\s*(?P<spec>(?:>=|==|<=|~=|>|<)\s*\d[\w.]*)\s*(?:requirement\s+)?"
+                                r"(?:is\s+)?not\s+(?:satisfied|met)", _I)
+
+
 def _imports(err: ParsedError, text: str) -> Finding | None:
     m = _CANNOT_IMPORT.search(text)
     if m:
         facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
+        if m["module"] == "diffusers" and m["name"] in _DIFFUSERS_UTILS:
+            return Finding("user_code", f"{m['name']} is imported from diffusers.utils, not from diffusers", facts)
         if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
             return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
         if m["name"].endswith("Pipeline"):
@@ -308,8 +369,16 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
         if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
             return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
+        if top in _COMFYUI_MODULES:
+            # ComfyUI's own modules, which node packs import: one missing is a ComfyUI older
+            # than the node pack (no pip package provides it).
+            return Finding("version_mismatch", "the installed ComfyUI lacks a module a node pack imports", facts)
         facts["missing_package"] = _pip_name(top)
         return Finding("missing_dependency", "a Python package is not installed", facts)
+    m = _REQUIREMENT_UNMET.search(text)
+    if m:
+        return Finding("version_mismatch", "an installed package is not at the version that is required",
+                       {"package": m["pkg"], "required": m["spec"]})
     m = _REQUIRES_LIB.search(text)
     pip = _PIP_INSTALL.search(text)
     if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text)):
@@ -322,7 +391,7 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
                        {"missing_package": _pip_name(pkg)})
     if _DEP_MISC.search(text):
         facts = {}
-        if re.search(r"ffmpeg", text, _I):
+        if re.search(r"ffmpeg|backend to open \S*\.(?:mp4|mov|avi|mkv|webm|gif)\b", text, _I):
             facts["missing_package"] = "imageio-ffmpeg"
         elif re.search(r"flash.?attn", text, _I):
             facts["missing_package"] = "flash-attn"
@@ -368,6 +437,9 @@ def _pip_name(module: str) -> str:
 
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels", _I)
 # Plain Python types where a pipeline expects tensors or images: the caller passed the wrong thing.
+# Methods of tensors and PIL images: an array or a string has none of them.
+_TENSOR_OR_IMAGE_ATTR = re.compile(r"has no attribute ['\"](?:to|cpu|cuda|half|float|unsqueeze|permute|convert|resize"
+                                   r"|mode|getchannel|split)['\"]", _I)
 _WRONG_TYPE_ATTR = re.compile(r"['\"](?:numpy\.ndarray|ndarray|str|list|tuple|dict|int|float|bytes)['\"] object has no "
                               r"attribute", _I)
 _PIPELINE_PATH = re.compile(r"/diffusers/pipelines/|/pipelines?/|pipeline_\w+\.py$|/image_processor\.py$"
@@ -383,6 +455,9 @@ _SIZE_PAIR = re.compile(r"size of tensor a \((\d+)\) must match the size of tens
 # caller asked for its shape: the input image was never read.
 _NONE_IMAGE = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"]shape['\"]|['\"]NoneType['\"] object is not "
                          r"subscriptable[^\n]*\bimg\b", _I)
+# ... and the failing line (or the paste) shows an image being read or used: any other None
+# with no shape (an audio prompt, a latent) is not an unread image.
+_IMAGE_READ = re.compile(r"\b(?:img|image|im|frame|photo|pic)\w*\.shape\b|\bimread\b|Image\.open|load_image", _I)
 
 
 def raised_in_installed_code(err: ParsedError) -> bool:
@@ -401,6 +476,10 @@ def channel_mismatch(text: str) -> tuple[int, int] | None:
         if {a, b} == {"3", "4"}:
             return int(a), int(b)
     return None
+
+
+_MISSING_TENSOR = re.compile(r"(?:KeyError: |^)['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
+_LOADING_FRAME = re.compile(r"\bload\w*|__init__|state_dict\[|sd\[", _I)
 
 
 def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
@@ -423,7 +502,8 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
                        {"callee": sig["func"]})
     if is_type(err, "SyntaxError") and (user or not err.frames):
         return Finding("user_code", "the cell's code has a syntax error")
-    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text):
+    if is_type(err, "AttributeError", "TypeError") and _NONE_IMAGE.search(text) and (
+            not err.frames or any(_IMAGE_READ.search(f.code) for f in err.frames[-2:])):
         return Finding("invalid_input", "an input image was never read (an image loader such as cv2.imread returned "
                        "None: check the path and the file)")
     m = _NAME_UNDEFINED.search(text)
@@ -436,13 +516,31 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
                        {"undefined_name": m["name"]})
     if is_type(err, *_USER_TYPES) and user:
         m = _OBJECT_NO_ATTR.search(text)
-        if m and looks_like_library_class(m["obj"]) and is_type(err, "AttributeError"):
+        if m and looks_like_library_object(m["obj"]) and is_type(err, "AttributeError"):
             return Finding("version_mismatch", "the installed library's object lacks this attribute",
                            {"missing_attribute": m["name"], "object": m["obj"]})
         return Finding("user_code", "the error was raised by the notebook's own code")
     m = _NAME_UNDEFINED.search(text)
     if m and not err.frames and is_type(err, "NameError"):
         return Finding("user_code", "a name used in the cell was never defined", {"undefined_name": m["name"]})
+    if is_type(err, "KeyError") and any("/models/auto/configuration_auto" in f.path or "CONFIG_MAPPING[" in f.code
+                                        for f in err.frames):
+        # transformers maps a config's model_type to its class; a type it lacks is a model
+        # newer than the installed release.
+        return Finding("version_mismatch", "the installed transformers does not know this model type (a newer "
+                       "release does)", {"model_type": err.first_line.strip("'\"`")})
+    m = _MISSING_TENSOR.search(text) if is_type(err, "KeyError") else None
+    loading = [f for f in err.frames[-3:] if _LOADING_FRAME.search(f"{f.name} {f.code}")]
+    if m and loading:
+        if _LIBRARY_PATH.search(loading[-1].path):
+            # The library's own loader names the checkpoint's tensors another way: the
+            # checkpoint and the installed release disagree.
+            return Finding("version_mismatch", "the installed library reads this checkpoint's tensors under other "
+                           "names (another release)", {"missing_tensor": m[1]})
+        # An app's or node's loader indexes the file by the names of the format it reads (a
+        # ComfyUI node given the file made for another loader, a checkpoint of another model).
+        return Finding("invalid_input", "the model file chosen lacks a tensor this loader reads: a file of another "
+                       "format or model", {"missing_tensor": m[1]})
     channels = channel_mismatch(text)
     if channels:
         # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
@@ -451,15 +549,18 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
             f.name in ("export_to_video", "export_to_gif") for f in err.frames):
         return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")
-    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and any(
-            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]):
+    if is_type(err, "AttributeError") and _WRONG_TYPE_ATTR.search(text) and (any(
+            _PIPELINE_PATH.search(f.path) for f in err.frames[-3:]) or (not err.frames and _TENSOR_OR_IMAGE_ATTR.search(text))):
         return Finding("invalid_input", "the pipeline was given a value of the wrong type (an array or a string "
                        "where it takes an image or tensor)")
     m = _OBJECT_NO_ATTR.search(text)
-    if m and looks_like_library_class(m["obj"]):
+    if m and looks_like_library_object(m["obj"]):
         return Finding("version_mismatch", "the installed library's object lacks this attribute",
                        {"missing_attribute": m["name"], "object": m["obj"]})
-    if _VERSION.search(text) and not (_OBJECT_NO_ATTR.search(text) and "has no attribute" in text):
+    if _VERSION.search(text) and not ((_OBJECT_NO_ATTR.search(text) or _WRONG_TYPE_ATTR.search(text))
+                                      and "has no attribute" in text):
+        # (A plain Python or NumPy value lacking an attribute says the value is of the wrong type,
+        # not that a library is of another version.)
         facts = {}
         m = re.search(r"size mismatch for ([\w.]+)", text, _I)
         if m:

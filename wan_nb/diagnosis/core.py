@@ -341,6 +341,14 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         # installed packages: not the user's own code, most likely a bug of that package or app.
         finding = P.Finding("unknown", "an error raised inside installed code (its traceback runs through "
                             "site-packages): a bug there, not the user's code")
+    elif (source == "text" and finding is not None and finding.category == "user_code" and not chosen.frames
+          and P.is_type(chosen, "NameError") and not _users_code_shown(parsed)):
+        # A pasted bare "NameError: name 'x' is not defined" is printed the same by a cell and
+        # by a package that forgot an import or has a typo; without the cell, the script line
+        # or the call that used the name, whose code it is is not shown: say so, do not guess.
+        # (A live exception keeps its frames; one without any was made or raised by hand.)
+        finding = P.Finding("unknown", "a NameError pasted without the code that raised it: a notebook's or a "
+                            "package's, the text does not show", finding.facts)
     category = finding.category if finding else "unknown"
     evidence: dict[str, str | int | float] = {}
     if chosen.type:
@@ -377,7 +385,8 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         evidence["wrapper"] = ", ".join(parsed.wrappers)
     evidence["source"] = source
     if category == "unknown":
-        evidence["reason"] = _unknown_reason(chosen)
+        # A rule that decided "unknown" (a package's own bug, a NameError without its code) says why.
+        evidence["reason"] = finding.rule if finding else _unknown_reason(chosen)
 
     return Diagnosis(
         category=category,
@@ -398,7 +407,27 @@ def _library_frame_line(parsed: ParsedText) -> bool:
     return any(_FRAME_IN_PACKAGE.match(line) for line in parsed.lines[:400])
 
 
+# Signs that the pasted text shows the user's own code: IPython's cell markers and arrows, a
+# script's top level, or a call a user's script makes (the pipeline, its export, its loading).
+_USERS_CODE = re.compile(r"^-+> ?\d+ |Cell In ?\[\d+\]|<ipython-input-|ipykernel_\d+|<module>|^\s*In \[\d+\]:"
+                         r"|\b(?:export_to_video|export_to_gif|load_image|from_pretrained)\b|\bpipe(?:line)?\(", re.M)
+
+
+def _users_code_shown(parsed: ParsedText) -> bool:
+    return any(_USERS_CODE.search(line) for line in parsed.lines[:400])
+
+
 _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_video|mimwrite|mimsave)\b")
+
+
+# diffusers' placement calls, named in messages such as "`enable_model_cpu_offload` requires accelerator".
+_MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_group_offload\b"
+                        r"|\.to\(\s*['\"](?:cuda|mps|xpu)")
+# An attribute missing on the object a step calls names the step ('None' has no 'tokenize').
+_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens|encode_prompt|encode_text)['\"]")
+# Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
+_IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
+                          r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
 
 
 _IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
@@ -420,7 +449,7 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         # Except when that line was the export: the job had reached writing the video.
         said = [f.code for f in chosen.frames[-1:]] + [line for line in parsed.lines if chosen.first_line
                                                       and chosen.first_line in line]
-        if any(_EXPORT_CALL.search(code) for code in said):
+        if any(_EXPORT_CALL.search(code) for code in said) and not _IMPORT_NAME.search(chosen.message):
             return "postprocess", "the failing line writes the video", None
         return "unknown", "", None
     for err in order:
@@ -430,11 +459,22 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     by_callee = stages.stage_from_callee(str(evidence.get("callee", "")))
     if by_callee:
         return by_callee, f"the message names {evidence['callee']}", None
+    m = _ATTR_STEP.search(chosen.message[:2000])
+    if m:
+        return "text_encode", f"the failing call is .{m[1]}(), a step of encoding the prompt", None
+    if _MOVE_CALL.search(chosen.first_line):
+        return "to_device", "the message names the call that moves or offloads the pipeline", None
+    if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
+            stages.frame_stage(f) for f in chosen.frames):
+        # A name imported at the top of a script or module: nothing had run yet, whatever the
+        # name is (an import of export_to_video fails before any video exists).
+        return "load", "imports run before anything else, while the pipeline is set up", None
     hint = stages.stage_from_text(parsed)
     if hint:
         return hint[0], hint[1], None
     if category in ("component_missing", "weights_corrupt", "pipeline_unavailable") or (
-            category == "version_mismatch" and stages.is_state_dict_mismatch(chosen.message)):
+            category == "version_mismatch" and (stages.is_state_dict_mismatch(chosen.message)
+                                                or categories.SAFETENSORS_FALLBACK.search(chosen.message))):
         return "load", "these failures happen while a pipeline is loaded", None
     if P.is_type(chosen, "ImportError") and category in ("missing_dependency", "version_mismatch"):
         return "load", "imports run before anything else, while the pipeline is set up", None

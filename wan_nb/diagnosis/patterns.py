@@ -77,8 +77,29 @@ _TYPE_BASES = {
 }
 
 
+# CPython's own wording names the exception when a paste dropped its type (a ComfyUI popup, an
+# issue title, "!!! Exception during processing !!! 'NoneType' object has no attribute ...").
+_CANONICAL_MESSAGES = (
+    (re.compile(r"^['\"]?[\w.]+['\"]? object has no attribute ['\"]|^module ['\"][\w.]+['\"] has no attribute ['\"]"),
+     "AttributeError"),
+    (re.compile(r"^name ['\"]\w+['\"] is not defined"), "NameError"),
+    (re.compile(r"^cannot import name ['\"]\w+['\"]"), "ImportError"),
+    (re.compile(r"^No module named ['\"]"), "ModuleNotFoundError"),
+    (re.compile(r"^[\w.]+\(\) (?:got an unexpected keyword argument|missing \d+ required|takes \d+ positional)"),
+     "TypeError"),
+)
+
+
+def inferred_type(err: ParsedError) -> str:
+    """The exception's short type name, or the one CPython's message names when none was pasted."""
+    if err.short_type or not err.message:
+        return err.short_type
+    first = err.first_line[:300]
+    return next((name for rx, name in _CANONICAL_MESSAGES if rx.search(first)), "")
+
+
 def is_type(err: ParsedError, *names: str) -> bool:
-    short = err.short_type
+    short = inferred_type(err)
     known = {short, *err.bases, *_TYPE_BASES.get(short, ())}
     return any(n in known for n in names)
 
@@ -103,6 +124,17 @@ def in_users_script(err: ParsedError) -> bool:
 
 def looks_like_library_class(name: str) -> bool:
     return bool(re.fullmatch(r"(?:Wan|AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer"
+                             r"|Processor|Mixin)", name))
+
+
+def looks_like_library_object(name: str) -> bool:
+    """A public class of diffusers/transformers by its shape (a pipeline, model, scheduler, ...).
+
+    Stricter than :func:`looks_like_library_class`: a ``Wan`` prefix alone (``WanAttentionBlock``)
+    is also how the original Wan code and the wrappers name their own inner modules, so an
+    attribute missing there says nothing about an installed library's version.
+    """
+    return bool(re.fullmatch(r"(?:AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer(?:Fast)?"
                              r"|Processor|Mixin)", name))
 
 

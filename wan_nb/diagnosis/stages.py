@@ -25,6 +25,7 @@ _TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|s
                         r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
                         r"|text_encoder", _I)
 _DENOISE_PATH = re.compile(r"/diffusers/models/transformers/|transformer_wan|/modules/model\.py$|/comfy/ldm/"
+                           r"|/diffusers/models/unets/|/diffusers/models/unet_\w+\.py$"  # the UNet denoisers
                            r"|wan_video_dit|/diffsynth/models/\w*dit\w*\.py$|hunyuan_video_packed"
                            r"|/comfy/samplers\.py$|/comfy/sample\.py$|/k_diffusion/|/diffusers/schedulers/"
                            r"|/comfy/model_base\.py$|/wanvideo/modules/model|/models/wan/modules/model", _I)
@@ -73,6 +74,9 @@ _CODE_RULES = [
 def frame_stage(frame: Frame) -> tuple[str, int] | None:
     """The stage a frame shows, and how sure (STRONG or WEAK); None if it says nothing."""
     path, name = frame.path, frame.name
+    if _TOKENIZE_PATH.search(path) and _TOKENIZE_FUNC.match(name) or _PROMPT_CLEAN_FUNC.match(name):
+        # Tokenizing or cleaning the prompt is the first step of encoding it.
+        return "text_encode", STRONG
     if _PRE_FUNC.match(name) and not _WRAPPER_PATH.search(path):
         return "preprocess", STRONG
     if name == "prepare_latents" and re.search(r"\bimage\b|\bvideo\b", frame.code) and not re.search(
@@ -137,6 +141,15 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     return None
 
 
+
+
+# transformers' tokenizers and the original Wan code's: called on the prompt, not while loading.
+_TOKENIZE_PATH = re.compile(r"/transformers/tokenization_\w+\.py$|/transformers/models/\w+/tokenization_\w+\.py$"
+                            r"|/modules/tokenizers\.py$|/tokenizers/", _I)
+_TOKENIZE_FUNC = re.compile(r"^(?:__call__|_?call_one|encode|encode_plus|_?batch_encode_plus|_?encode_plus|tokenize"
+                            r"|_tokenize|convert_tokens_to_ids|pad)$")
+# diffusers' Wan pipelines clean the prompt (ftfy, html, whitespace) before the T5 encoder sees it.
+_PROMPT_CLEAN_FUNC = re.compile(r"^(?:prompt_clean|basic_clean|whitespace_clean)$")
 
 
 _CONDITIONED = re.compile(r"i2v|image2video|image_to_video|video2video|v2v|vace|animate|flf2v|ti2v", _I)
@@ -207,10 +220,14 @@ _PHASES = [
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
     (re.compile(r"\bvae\b[^\n]{0,20}encod|encoding (?:the )?(?:image|video|frames)", _I), "vae_encode"),
-    (re.compile(r"text encod|encoding (?:the )?prompt|prompt encod|\bt5\b|\bumt5\b|^\s*encode:\s*prompt", _I),
-     "text_encode"),
+    (re.compile(r"text encod|encoding (?:the )?(?:text )?prompts?\b|prompt encod|\bt5\b|\bumt5\b"
+                r"|^\s*encode:\s*prompt", _I), "text_encode"),
     (re.compile(r"denois|sampling|\bsampler\b|\bstep \d+ ?/ ?\d+", _I), "denoise"),
+    # SD.Next's "Model move: device=cuda ...", "Moving model to cuda": placing weights on the device.
+    (re.compile(r"\bmodel move\b|\bmoving (?:the )?(?:model|pipeline|weights|modules?)\b[^\n]{0,30}"
+                r"\b(?:to|onto) (?:the )?(?:cuda|gpu|device|mps|xpu)", _I), "to_device"),
     (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+                r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
 ]
 
@@ -242,6 +259,11 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
 # in front of its message ("WanImageToVideo: HIP error: out of memory").
 _NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*)?$")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
+# The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
+# module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
+# names shaped like ComfyUI node types, so that a sentence's first word is not read as one.
+_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{2,60}(?:Loader|Sampler|Decode|Encode|ToVideo))"
+                         r"(?:\s*[-:\uff1a]\s*|\s+)(?=\S)")
 
 
 def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
@@ -250,7 +272,7 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         m = _NODE.search(line)
         if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
             m = _NODE_LINE.match(line)
-            m = m if m and _CAMEL.search(m["node"]) else None
+            m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
         if m:
             stage = node_stage(m["node"])
             if stage:

@@ -114,6 +114,8 @@ _PREFIXES = [
 # Cheap first test (most lines have no prefix): only lines that could start with one are tried.
 _MAYBE_PREFIX = re.compile(r"^\s*(?:\[|\(|\d{4}-\d\d-|\d\d:\d\d|[\w.]+(?:-[\w.]+)+\s+\||>|[\w.]+\s+-\s|\[?(?:ERROR"
                            r"|CRITICAL|WARNING|INFO|DEBUG)\b)")
+# Colab renders frame paths as links and copying keeps them: "[/usr/x/y.py](https://localhost:8080/#) in f()".
+_COLAB_LINK = re.compile(r"^(\s*)\[([^\]\n]+)\]\(https?://[^)\s]*\)")
 _COMFY_BANNER = re.compile(r"^\s*!!!\s*Exception during processing\s*!!!\s*")
 _FENCE = re.compile(r"^\s*```\w*\s*$")
 
@@ -143,6 +145,8 @@ def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
                     break
             else:
                 break
+        if "](" in line and line.lstrip()[:1] == "[":
+            line = _COLAB_LINK.sub(r"\1\2", line, count=1)
         if "!!!" in line and _COMFY_BANNER.match(line):
             wrappers.add("comfyui")
             line = _COMFY_BANNER.sub("", line)
@@ -167,6 +171,8 @@ _IPY8_CELL = re.compile(r"^\s*(?:Cell In\s?\[(?P<n>\d*)\], line (?P<line>\d+)|In
                         r" in (?P<func>[^\s(]+)(?:\(\))?)")
 # IPython 7:  ~/x/site-packages/torch/nn/modules/module.py in _call_impl(self, *input)
 _IPY7_FRAME = re.compile(r"^\s*(?P<path>(?:<ipython-input-[^>]+>|\S+\.py[cw]?))\s+in\s+(?P<func>[\w.<>]+)\s*(?:\(|$)")
+# A frame line whose start was lost in the paste:  python3.8/site-packages/x/y.py", line 12, in forward
+_CUT_FRAME = re.compile(r'^\s*(?P<path>[^\s"]+\.py)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
 _ARROW = re.compile(r"^\s*-*>\s*(?P<line>\d+)\s(?P<code>.*)$")
 _CONTEXT = re.compile(r"^\s+\d+\s")
 _CARETS = re.compile(r"^\s*[~^\s]+$")
@@ -199,9 +205,9 @@ def _frame_from(line: str) -> Frame | None:
             line_no = int(m["line"]) if m["line"] else None
             return Frame(f"Cell In[{n}]", line_no, m["func"] or "<module>")
     elif " in " in line and (".py" in line or "<ipython-input" in line) and not head.startswith("-"):
-        m = _IPY7_FRAME.match(line)
+        m = _IPY7_FRAME.match(line) or (_CUT_FRAME.match(line) if '.py", line ' in line else None)
         if m:
-            return Frame(_path(m["path"]), None, m["func"])
+            return Frame(_path(m["path"]), int(m["line"]) if "line" in m.groupdict() else None, m["func"])
     return None
 
 
@@ -322,6 +328,10 @@ def parse(text: str) -> ParsedText:
                 errors = [ParsedError(message=body[-4000:])]
         if errors and frames:
             errors[-1].frames = frames
+    elif frames and not errors[-1].frames:
+        # Frames after the last exception line and no exception after them: the error was
+        # printed above its frames (a pasted title line, older ComfyUI); they are its frames.
+        errors[-1].frames = frames
     return ParsedText(errors=errors, lines=lines, wrappers=tuple(sorted(wrapper_set)))
 
 
