@@ -422,7 +422,9 @@ _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_
 
 # diffusers' placement calls, named in messages such as "`enable_model_cpu_offload` requires accelerator".
 _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_group_offload\b"
-                        r"|\.to\(\s*['\"](?:cuda|mps|xpu)")
+                        r"|\.to\(\s*['\"](?:cuda|mps|xpu)"
+                        # transformers refuses to move a bitsandbytes-quantized model itself.
+                        r"|`\.to` is not supported for `?[48]-bit|Calling `(?:to|cuda)\(\)` is not supported for `?[48]-bit")
 # An attribute missing on the object a step calls names the step ('None' has no 'tokenize').
 _ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens|encode_prompt|encode_text)['\"]")
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
@@ -431,6 +433,27 @@ _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to im
 
 
 _IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
+
+
+# ComfyUI's execution.py runs a node (execute -> get_output_data -> _map_node_over_list); its
+# nodes.py load_custom_node imports node packs at start-up.
+_NODE_RUN_FRAME = re.compile(r"^(?:recursive_execute|execute|get_output_data|_?map_node_over_list|process_inputs"
+                             r"|_async_map_node_over_list)$")
+_NODE_REPORT = re.compile(r"Node Type:|Error occurred when executing|!!! Exception during processing")
+
+
+def _inside_running_node(parsed: ParsedText, err: ParsedError) -> bool:
+    """An import that failed inside a ComfyUI node while it ran (imported lazily by the node).
+
+    Such an import fails in the node's own stage (a sampler importing a latent format when it
+    samples), not while anything is set up; a node pack imported at start-up shows
+    load_custom_node instead.
+    """
+    if any(f.name == "load_custom_node" for f in err.frames) or any(
+            "IMPORT FAILED" in line or "load_custom_node" in line for line in parsed.lines[-200:]):
+        return False
+    running = any(f.path.endswith("/execution.py") and _NODE_RUN_FRAME.match(f.name) for f in err.frames)
+    return running or any(_NODE_REPORT.search(line) for line in parsed.lines[:200])
 
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
@@ -465,7 +488,7 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
-            stages.frame_stage(f) for f in chosen.frames):
+            stages.frame_stage(f) for f in chosen.frames) and not _inside_running_node(parsed, chosen):
         # A name imported at the top of a script or module: nothing had run yet, whatever the
         # name is (an import of export_to_video fails before any video exists).
         return "load", "imports run before anything else, while the pipeline is set up", None
