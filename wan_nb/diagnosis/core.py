@@ -426,7 +426,13 @@ _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_g
                         # transformers refuses to move a bitsandbytes-quantized model itself.
                         r"|`\.to` is not supported for `?[48]-bit|Calling `(?:to|cuda)\(\)` is not supported for `?[48]-bit")
 # An attribute missing on the object a step calls names the step ('None' has no 'tokenize').
-_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens|encode_prompt|encode_text)['\"]")
+# (ComfyUI's CLIPTextEncode calls clip.tokenize, then encode_from_tokens_scheduled since late 2024.)
+_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens\w*|encode_token_weights|encode_prompt"
+                        r"|encode_text)['\"]")
+# Messages about the input picture itself (Pillow cannot read the file; diffusers' image
+# processor cannot convert what it got; an RGBA/greyscale image met RGB): the input was being
+# made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
+_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format", re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
                           r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
@@ -487,6 +493,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "text_encode", f"the failing call is .{m[1]}(), a step of encoding the prompt", None
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
+    if category == "invalid_input" and ("got_channels" in evidence or _INPUT_IMAGE_MSG.search(chosen.message[:2000])):
+        return "preprocess", "the message is about the input image, read and converted before anything runs", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
             stages.frame_stage(f) for f in chosen.frames) and not _inside_running_node(parsed, chosen):
         # A name imported at the top of a script or module: nothing had run yet, whatever the

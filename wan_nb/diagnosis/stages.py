@@ -251,6 +251,11 @@ _PROGRESS = re.compile(r"(?<!\d)\d+%\|[^|\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
 # SD.Next's bar: "Progress 3.42s/it ██████ 100% 5/5 00:17 00:00 Base"
 _SDNEXT_PROGRESS = re.compile(r"^\s*Progress\b[^%\n]{0,200}?(?P<pct>\d+)%\s+(?P<n>\d+)/(?P<total>\d+)")
 _PHASES = [
+    # "Loading Text Encoder 'ckpts/umt5...'" (Wan2GP), "Loading UMT5EncoderModel" (ai-toolkit),
+    # "Loading T5: ..." (musubi-tuner), "Loading VAE ...": a part being read from disk, which the
+    # words after "Loading" would otherwise place in the stage that part runs in.
+    (re.compile(r"^\W{0,3}(?:\S+\s+-\s+|[\w.:]+:(?:\w+:)*)?\s*loading\s+(?:the\s+)?['\"]?(?:text[ _]?encoders?|t5|umt5|\w*T5\w*"
+                r"|clip\w*|vae|image[ _]encoder|tokenizer|lora)\b", _I), "load"),
     (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
