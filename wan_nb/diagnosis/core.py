@@ -429,6 +429,8 @@ _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_g
 # (ComfyUI's CLIPTextEncode calls clip.tokenize, then encode_from_tokens_scheduled since late 2024.)
 _ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens\w*|encode_token_weights|encode_prompt"
                         r"|encode_text)['\"]")
+# Pillow's Image methods that make an input picture ready (a numpy array or a tensor has none).
+_IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail|resize)['\"]")
 # Messages about the input picture itself (Pillow cannot read the file; diffusers' image
 # processor cannot convert what it got; an RGBA/greyscale image met RGB): the input was being
 # made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
@@ -491,6 +493,9 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     m = _ATTR_STEP.search(chosen.message[:2000])
     if m:
         return "text_encode", f"the failing call is .{m[1]}(), a step of encoding the prompt", None
+    m = _IMAGE_METHOD.search(chosen.message[:2000])
+    if m:
+        return "preprocess", f"the failing call is .{m[1]}(), Pillow's, on the input image", None
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
     if category == "invalid_input" and ("got_channels" in evidence or _INPUT_IMAGE_MSG.search(chosen.message[:2000])):

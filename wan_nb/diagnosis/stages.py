@@ -365,6 +365,9 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
             if n < total and not vae_next:
                 return "denoise", f"the sampling progress bar stopped at {n}/{total}"
             return "vae_decode", "all sampling steps finished before the error"
+        if _FAILED_LOADING.search(line):
+            # "An error occurred when loading XPipeline.from_pretrained(...)": the user says which call.
+            return "load", "the report says the error came while loading"
         for pattern, stage in _PHASES:
             if pattern.search(line) and not _HEADER_OR_EXC.search(line):
                 if vae_next and stage in ("denoise", "text_encode"):
@@ -374,6 +377,8 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
+_FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\(",
+                             re.I)
 
 
 _CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"
