@@ -275,7 +275,7 @@ _CORE_NODES = re.compile(r"/ComfyUI/nodes\.py$|^nodes\.py$", _I)
 _NO_MODEL = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"](?:encode_image|first_stage_model|patcher"
                        r"|model|clone|model_options|get_model_object|decode_tiled|encode_tiled)['\"]", _I)
 # The node named in ComfyUI's popup or report (an issue title repeats it): one that runs a model.
-_MODEL_NODE = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:ClipVisionEncode|CLIPVisionEncode|TextEncode|VAEDecode|VAEEncode"
+_MODEL_NODE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*)?(?:ClipVisionEncode|CLIPVisionEncode|TextEncode|VAEDecode|VAEEncode"
                          r"|VideoDecode|VideoEncode|Sampler)\b")
 
 
