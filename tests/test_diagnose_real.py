@@ -320,6 +320,30 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
     # Pillow cannot read the input file; an array where Pillow's Image was expected
     ("PIL.UnidentifiedImageError: cannot identify image file 'start.webp'", "preprocess"),
     ("AttributeError: 'numpy.ndarray' object has no attribute 'convert'", "preprocess"),
+    # diffusers' ModelMixin.to refusing a move; the rest of its model files build or load a model
+    (_tb(("/home/u/run.py", "<module>", "pipe.transformer.to('cuda')"),
+         (f"{_SITE}/diffusers/models/modeling_utils.py", "to", "raise ValueError(msg)"),
+         last="ValueError: something about the move"), "to_device"),
+    (_tb(("/home/u/run.py", "<module>", "model = build()"),
+         (f"{_SITE}/transformers/configuration_utils.py", "__init__", "setattr(self, key, value)"),
+         last="AttributeError: can't set attribute"), "load"),
+    (_tb(("/home/u/run.py", "<module>", "get()"),
+         (f"{_SITE}/huggingface_hub/file_download.py", "_raise_on_head_call_error", "raise LocalEntryNotFoundError(m)"),
+         last="huggingface_hub.errors.LocalEntryNotFoundError: cannot find the requested files"), "load"),
+    # sentencepiece reading its model file, and encoding a prompt
+    (_tb(("/home/u/run.py", "<module>", "tok = make()"),
+         (f"{_SITE}/sentencepiece/__init__.py", "LoadFromFile", "return _sentencepiece.Load(self, arg)"),
+         last="OSError: Not found: \"spiece.model\""), "load"),
+    (_tb(("/home/u/run.py", "<module>", "ids = run(prompt)"),
+         (f"{_SITE}/sentencepiece/__init__.py", "EncodeAsIds", "return self.Encode(input)"),
+         last="TypeError: not a string"), "text_encode"),
+    # ComfyUI's CLIP.tokenize; its ModelPatcher placing weights on the device
+    (_tb((f"{_COMFY}/nodes.py", "encode", "tokens = clip.tokenize(text)"),
+         (f"{_COMFY}/comfy/sd.py", "tokenize", "return self.tokenizer.tokenize_with_weights(text)"),
+         last="IndexError: list index out of range"), "text_encode"),
+    (_tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
+         (f"{_COMFY}/comfy/model_patcher.py", "partially_load", "self.patch_weight_to_device(key)"),
+         last="KeyError: 'diffusion_model.blocks.0.weight'"), "to_device"),
     # the report says which call was running
     ("I get this when loading WanPipeline.from_pretrained('Wan-AI/x'):\nAttributeError: 'X' object has no "
      "attribute 'y'", "load"),

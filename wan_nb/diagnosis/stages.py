@@ -109,6 +109,26 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         return None
     if path.endswith("/pipeline_utils.py") and name in ("to", "cuda"):
         return "to_device", STRONG
+    if _MODEL_CLASS_FILE.search(path):
+        # diffusers' ModelMixin / transformers' PreTrainedModel: their .to() refuses moves of
+        # their own (quantized, offloaded); everything else in these files builds or loads a model.
+        if name in ("to", "cuda", "xpu", "half", "float"):
+            return "to_device", STRONG
+        return "load", WEAK
+    if _CONFIG_FILE.search(path) or "/huggingface_hub/" in path:
+        # ConfigMixin.register_to_config / PretrainedConfig run as a model is constructed;
+        # huggingface_hub only fetches files: both while a pipeline is set up.
+        return "load", WEAK
+    if "/sentencepiece/" in path:
+        # sentencepiece loads its model file (Load, LoadFromFile) when the tokenizer is made,
+        # and encodes the prompt otherwise.
+        return ("load", STRONG) if re.match(r"^(?:Load\w*|Init|__init__|_?load\w*)$", name) else ("text_encode", WEAK)
+    if path.endswith("/comfy/sd.py") and name == "tokenize":
+        # ComfyUI's CLIP.tokenize: the first step of its text encode nodes.
+        return "text_encode", STRONG
+    if path.endswith("/comfy/model_patcher.py") and _PATCHER_MOVE.match(name):
+        # ModelPatcher places (and patches) the weights on the device before a model runs.
+        return "to_device", WEAK
     if _DEVICE_FUNC.match(name) and ("model_management" in path or "offload" in name or "dispatch" in name):
         return "to_device", WEAK if "model_management" in path else STRONG
     if "/mmgp/" in path and _MMGP_READ.match(name):
@@ -170,6 +190,10 @@ _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resiz
                                  r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
                                  r"|binarize|apply_overlay|get_crop_region)$")
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
+_MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
+_CONFIG_FILE = re.compile(r"/(?:diffusers|transformers)/configuration_utils\.py$")
+_PATCHER_MOVE = re.compile(r"^(?:load|partially_load|patch_model\w*|patch_weight_to_device|unpatch_model|detach"
+                           r"|model_patches_to|pin_weight_to_device)$")
 # mmgp (Wan2GP's offloader) functions that take a file name and read the weights in it.
 _MMGP_READ = re.compile(r"^(?:fast_load\w*|load_model_data|_get_model|load_file|_load_file\w*|load_state_dict"
                         r"|_load_\w*_from_file|safetensors2\w*)$")
