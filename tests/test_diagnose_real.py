@@ -344,6 +344,20 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
     (_tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
          (f"{_COMFY}/comfy/model_patcher.py", "partially_load", "self.patch_weight_to_device(key)"),
          last="KeyError: 'diffusion_model.blocks.0.weight'"), "to_device"),
+    # the original Wan code encodes the start image with its CLIP; DiffSynth prepares the input image
+    (_tb(("/w/Wan2.1/generate.py", "generate", "video = wan_i2v.generate(prompt, img)"),
+         ("/w/Wan2.1/wan/image2video.py", "generate", "clip_context = self.clip.visual([img[:, None, :, :]])"),
+         last="RuntimeError: bad image"), "text_encode"),
+    (_tb(("/w/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "process",
+          "image = pipe.preprocess_image(input_image.resize((width, height))).to(pipe.device)"),
+         last="AttributeError: 'str' object has no attribute 'resize'"), "preprocess"),
+    # kijai's wrapper: the sampler's and the model loader's own files
+    (_tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
+         (f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes_sampler.py", "process", "x = step(latent)"),
+         last="TypeError: unsupported operand"), "denoise"),
+    (_tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
+         (f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes_model_loading.py", "build", "x = cfg['dim']"),
+         last="KeyError: 'dim'"), "load"),
     # the report says which call was running
     ("I get this when loading WanPipeline.from_pretrained('Wan-AI/x'):\nAttributeError: 'X' object has no "
      "attribute 'y'", "load"),

@@ -63,11 +63,13 @@ _CODE_RULES = [
     (re.compile(r"\bvae\.(?:tiled_)?encode\w*\(|retrieve_latents\(|encode_first_stage\(", _I), "vae_encode"),
     (re.compile(r"\bself\.transformer(?:_2)?\(|\bcurrent_model\(|\bscheduler\.step\(|\bself\.model\(|"
                 r"\bsample(?:_\w+)?\(|\bsampler\.|\bpredict_with_cfg\(|\bnoise_pred\w*\b[^=\n]*=", _I), "denoise"),
-    (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\.",
-                _I), "text_encode"),
+    # (wan/image2video.py encodes the start image with its CLIP: self.clip.visual([img[:, None, :, :]]).)
+    (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\."
+                r"|\bclip\.visual\(", _I), "text_encode"),
     # diffusers' pipelines call video_processor.preprocess(image, ...) on the input image and
     # video_processor.postprocess_video(video) on the output: the method says which end it is.
-    (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bload_(?:image|video)\(|\bImage\.open\("
+    (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
+                r"|\bImage\.open\("
                 r"|\bcv2\.(?:imread|resize)\(|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
                 _I), "preprocess"),
     (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.postprocess\w*\(|save_video\(|cache_video\(",
@@ -123,6 +125,11 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # sentencepiece loads its model file (Load, LoadFromFile) when the tokenizer is made,
         # and encodes the prompt otherwise.
         return ("load", STRONG) if re.match(r"^(?:Load\w*|Init|__init__|_?load\w*)$", name) else ("text_encode", WEAK)
+    m = _WRAPPER_NODE_FILE.search(path)
+    if m:
+        # kijai's wrappers keep each kind of node in its own file (nodes_sampler.py,
+        # nodes_model_loading.py): the file says what the node was doing.
+        return ("denoise" if m[1] == "sampler" else "load"), WEAK
     if path.endswith("/comfy/sd.py") and name == "tokenize":
         # ComfyUI's CLIP.tokenize: the first step of its text encode nodes.
         return "text_encode", STRONG
@@ -190,6 +197,7 @@ _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resiz
                                  r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
                                  r"|binarize|apply_overlay|get_crop_region)$")
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
+_WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
 _MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
 _CONFIG_FILE = re.compile(r"/(?:diffusers|transformers)/configuration_utils\.py$")
 _PATCHER_MOVE = re.compile(r"^(?:load|partially_load|patch_model\w*|patch_weight_to_device|unpatch_model|detach"
