@@ -116,11 +116,11 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # their own (quantized, offloaded); everything else in these files builds or loads a model.
         if name in ("to", "cuda", "xpu", "half", "float"):
             return "to_device", STRONG
-        return "load", WEAK
+        return "load", STRONG if _DISK_LOAD_FUNC.match(name) else WEAK
     if _CONFIG_FILE.search(path) or "/huggingface_hub/" in path:
         # ConfigMixin.register_to_config / PretrainedConfig run as a model is constructed;
         # huggingface_hub only fetches files: both while a pipeline is set up.
-        return "load", WEAK
+        return "load", STRONG if _DISK_LOAD_FUNC.match(name) else WEAK
     if "/sentencepiece/" in path:
         # sentencepiece loads its model file (Load, LoadFromFile) when the tokenizer is made,
         # and encodes the prompt otherwise.
