@@ -358,6 +358,13 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
     (_tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
          (f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes_model_loading.py", "build", "x = cfg['dim']"),
          last="KeyError: 'dim'"), "load"),
+    # ComfyUI detecting which model a checkpoint is; the original Wan code building its parts
+    (_tb((f"{_COMFY}/nodes.py", "load_unet", "model = comfy.sd.load_diffusion_model(unet_path)"),
+         (f"{_COMFY}/comfy/model_detection.py", "detect_unet_config", "dim = state_dict[key].shape[0]"),
+         last="KeyError: 'x_embedder.weight'"), "load"),
+    (_tb(("/w/Wan2.1/generate.py", "generate", "wan_t2v = wan.WanT2V(config=cfg, checkpoint_dir=args.ckpt_dir)"),
+         ("/w/Wan2.1/wan/text2video.py", "__init__", "self.vae = WanVAE(vae_pth=os.path.join(checkpoint_dir, v))"),
+         last="FileNotFoundError: [Errno 2] No such file or directory: 'Wan2.1_VAE.pth'"), "load"),
     # the report says which call was running
     ("I get this when loading WanPipeline.from_pretrained('Wan-AI/x'):\nAttributeError: 'X' object has no "
      "attribute 'y'", "load"),

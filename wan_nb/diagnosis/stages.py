@@ -74,7 +74,10 @@ _CODE_RULES = [
                 _I), "preprocess"),
     (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.postprocess\w*\(|save_video\(|cache_video\(",
                 _I), "postprocess"),
-    (re.compile(r"from_pretrained\(|from_single_file\(|load_state_dict\(|torch\.load\(|load_file\(|safe_open\(", _I),
+    # (The original Wan code builds its parts in WanT2V/WanI2V.__init__:
+    # self.text_encoder = T5EncoderModel(...), self.vae = WanVAE(...), self.clip = CLIPModel(...).)
+    (re.compile(r"from_pretrained\(|from_single_file\(|load_state_dict\(|torch\.load\(|load_file\(|safe_open\("
+                r"|=\s*(?:\w+\.)?(?:T5EncoderModel|UMT5EncoderModel|WanVAE\w*|CLIPModel|WanModel)\(", _I),
      "load"),
     (re.compile(r"\.to\(\s*(?:['\"](?:cuda|mps|xpu|cpu)|device|torch\.device)|\.cuda\(\)|enable_\w*offload\(", _I),
      "to_device"),
@@ -130,6 +133,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # kijai's wrappers keep each kind of node in its own file (nodes_sampler.py,
         # nodes_model_loading.py): the file says what the node was doing.
         return ("denoise" if m[1] == "sampler" else "load"), WEAK
+    if path.endswith("/comfy/model_detection.py"):
+        # ComfyUI works out which model a checkpoint holds only while loading it.
+        return "load", STRONG
     if path.endswith("/comfy/sd.py") and name == "tokenize":
         # ComfyUI's CLIP.tokenize: the first step of its text encode nodes.
         return "text_encode", STRONG
