@@ -3,6 +3,8 @@
     python benchmarks/diagnose.py                        # every table; held-out misses hidden
     python benchmarks/diagnose.py --show-heldout-misses  # also list the held-out misses (never
                                                          # while writing or tuning rules)
+    python benchmarks/diagnose.py --as-of 5719ba0        # also score, with today's rules, only
+                                                         # the reports that commit had (git)
 
 The real corpus (``tests/data/tracebacks/real/``) holds reports copied from public issue
 threads, each labelled from what its thread shows. ``real/heldout.json`` (made by
@@ -180,12 +182,22 @@ def never_raises(diagnose, texts: list[str]) -> None:
         print(f"  {label:<30}{outcome}  ({1000 * (time.perf_counter() - start):.1f} ms)")
 
 
+def _files_at(commit: str) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", commit, "tests/data/tracebacks/real/"],
+                         capture_output=True, text=True, check=True).stdout
+    return {Path(line).stem for line in out.split() if line.endswith(".txt")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--show-heldout-misses", action="store_true",
                         help="also list held-out misses (only when rules are not being written)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the headline numbers here")
+    parser.add_argument("--as-of", action="append", default=[], metavar="COMMIT",
+                        help="also score the reports present at this git commit (an earlier round's corpus)")
     args = parser.parse_args()
     os.environ.pop("WAN_NB_STRICT_DIAGNOSE", None)  # measure what users get
     from wan_nb import diagnose
@@ -211,6 +223,13 @@ def main() -> None:
         "all": score_real(tuned + held_out, "real corpus, all", show_misses=False),
     }
     targets(result)
+    for commit in args.as_of:
+        # An earlier round's reports scored again by today's rules: the held-out ones among them
+        # were labelled before this round's rules were written (aggregates only, no misses).
+        names = _files_at(commit)
+        earlier = [c for c in tuned + held_out if c[0] in names]
+        score_real([c for c in earlier if c[0] in held], f"held-out reports present at {commit}", show_misses=False)
+        score_real(earlier, f"all reports present at {commit}", show_misses=False)
     score_old(diagnose)
     timing(diagnose, texts, args.repeat)
     never_raises(diagnose, texts)

@@ -48,6 +48,9 @@ KNOWN_MISSES = {
     "stit_7_mimwrite_image_must_be_numpy":
         "imageio refusing non-array frames reads like a wrong argument to the writer (as in cogvideox_interp_3); "
         "the author's answer was to upgrade imageio",
+    "wan2gp_938_vace_sparse_video_image_unbound":
+        "an UnboundLocalError in Wan2GP's generate_video on a line that assembles the guide video: only the app's "
+        "own variable names (pre_video_guide) say the input was being prepared; no general rule reads them",
     "wrapper_1366_encode_2_unexpected_pbar":
         "a bug inside the wrapper reads exactly like an installed library that is too old (the paste stops before "
         "the frame that would show that caller and callee are the same package's)",
@@ -216,6 +219,159 @@ def test_the_safetensors_fallback_line_is_a_checkpoint_of_another_release():
     d = diagnose("An error occurred while trying to fetch org/model: org/model does not appear to have a file named "
                  "diffusion_pytorch_model.safetensors.")
     assert (d.category, d.stage) == ("version_mismatch", "load")
+
+
+# --- stages and categories from bare lines (library and app wording, not corpus files) -----------------
+
+def _tb(*frames: tuple[str, str, str], last: str) -> str:
+    """A CPython traceback: (path, function, code line) from outermost to innermost, then the error line."""
+    lines = ["Traceback (most recent call last):"]
+    for path, func, code in frames:
+        lines += [f'  File "{path}", line 10, in {func}', f"    {code}"]
+    return "\n".join([*lines, last])
+
+
+_SITE = "/usr/lib/python3.11/site-packages"
+_COMFY = "/home/u/ComfyUI"
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    # a model's first layer takes 36 latent channels (image-to-video) and got 16 (text-to-video latents)
+    ("RuntimeError: Given groups=1, weight of size [5120, 36, 1, 2, 2], expected input[1, 16, 21, 90, 160] to have "
+     "36 channels, but got 16 channels instead", "invalid_input", None),
+    # ... while 4 against 3 is still an RGBA picture met an RGB layer
+    ("RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[1, 4, 512, 512] to have 3 channels, "
+     "but got 4 channels instead", "invalid_input", None),
+    # ComfyUI's popup: the node and the message; the loader before it gave nothing
+    ("CLIPVisionEncode\n'NoneType' object has no attribute 'encode_image'", "component_missing", None),
+    # PyTorch's device mismatch, cut after its third word
+    ("RuntimeError: Expected all tensors", "device_mismatch", None),
+    # diffusers' building blocks are the installed library's classes
+    ("AttributeError: 'BasicTransformerBlock' object has no attribute 'norm_type'", "version_mismatch", None),
+])
+def test_categories_from_bare_lines(text, category, stage):
+    d = diagnose(text)
+    assert d.category == category, d.to_text()
+    if stage:
+        assert d.stage == stage, d.to_text()
+
+
+def test_a_latent_channel_mismatch_says_which_model_to_load():
+    d = diagnose("Given groups=1, weight of size [3072, 32, 2, 2], expected input[13, 16, 60, 90] to have 32 channels, "
+                 "but got 16 channels instead")
+    assert d.category == "invalid_input" and (d.evidence["expected_channels"], d.evidence["latent_channels"]) == (32, 16)
+    assert any("image-to-video checkpoint" in step for step in d.next_steps)
+
+
+def test_none_inside_a_node_packs_own_code_stays_the_packs():
+    # A None met inside a pack's own code may be the pack's bug; only ComfyUI's nodes say the input was empty.
+    pack = _tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
+               (f"{_COMFY}/custom_nodes/SomePack/nodes.py", "encode", "out = self.vision.model(image)"),
+               last="AttributeError: 'NoneType' object has no attribute 'model'")
+    core = _tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
+               (f"{_COMFY}/nodes.py", "encode", "output = clip_vision.encode_image(image, crop=crop_image)"),
+               last="AttributeError: 'NoneType' object has no attribute 'encode_image'")
+    assert diagnose(pack).category != "component_missing"
+    assert diagnose(core).category == "component_missing"
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    # diffusers' image-to-video pipeline reads the input image on this line (not the video's postprocess)
+    (_tb((f"{_SITE}/diffusers/pipelines/wan/pipeline_wan_i2v.py", "__call__",
+          "image = self.video_processor.preprocess(image, height=height, width=width).to(device, dtype=torch.float32)"),
+         last="RuntimeError: something went wrong"), "preprocess"),
+    # VaeImageProcessor's input side
+    (_tb((f"{_SITE}/diffusers/pipelines/wan/pipeline_wan_i2v.py", "__call__", "image = self.prepare(image)"),
+         (f"{_SITE}/diffusers/image_processor.py", "resize", "image = image.resize((width, height))"),
+         last="ValueError: bad size"), "preprocess"),
+    # Pillow opening the input
+    (_tb(("/home/u/run.py", "<module>", "main()"), (f"{_SITE}/PIL/Image.py", "open", "raise UnidentifiedImageError(msg)"),
+         last="OSError: broken data stream when reading image file"), "preprocess"),
+    # ComfyUI's class type with spaces, in its older error format
+    ("Error occurred when executing VAE Decode (Tiled):\n\nsomething failed\n\n  File \"execution.py\", line 1", "vae_decode"),
+    ("Error occurred when executing My CLIPTextEncode Plus:\n\nsomething failed", "text_encode"),
+    # nodes that read or resize the input picture or video
+    ("## Error Details\n- **Node Type:** VHS_LoadVideo\n- **Exception Type:** RuntimeError\n"
+     "- **Exception Message:** cannot read frames", "preprocess"),
+    ("## Error Details\n- **Node Type:** ImageResizeKJ\n- **Exception Type:** RuntimeError\n"
+     "- **Exception Message:** bad size", "preprocess"),
+    # an import made inside a running node fails in that node's stage, not while anything loads
+    ("## Error Details\n- **Node Type:** KSamplerAdvanced\n- **Exception Type:** ImportError\n"
+     "- **Exception Message:** cannot import name 'Flux2' from 'comfy.latent_formats'\n## Stack Trace\n"
+     + _tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
+           (f"{_COMFY}/custom_nodes/SomePack/sampler.py", "sample", "from comfy.latent_formats import Flux2"),
+           last="ImportError: cannot import name 'Flux2' from 'comfy.latent_formats'"), "denoise"),
+    # ... while a node pack imported at start-up is still a load
+    (_tb((f"{_COMFY}/nodes.py", "load_custom_node", "module_spec.loader.exec_module(module)"),
+         (f"{_COMFY}/custom_nodes/SomePack/__init__.py", "<module>", "from .nodes import NODE_CLASS_MAPPINGS"),
+         last="ImportError: cannot import name 'Flux2' from 'comfy.latent_formats'"), "load"),
+    # mmgp (Wan2GP) reading a checkpoint file is a load, not a move
+    (_tb(("/app/wgp.py", "load_models", "pipe = model_factory()"),
+         (f"{_SITE}/mmgp/offload.py", "fast_load_transformers_model", "state_dict = safetensors2.load(path)"),
+         last="Exception: Missing keys: ['lm_head.weight']"), "load"),
+    # a part being read from disk, named in the log line before the traceback
+    ("Loading Text Encoder 'ckpts/umt5-xxl/umt5_xxl_int8.safetensors' ...\n"
+     + _tb(("/app/wgp.py", "main", "run()"), last="ValueError: boom"), "load"),
+    # ComfyUI's CLIP objects encode with encode_token_weights
+    ("AttributeError: 'SDClipModel' object has no attribute 'encode_token_weights'", "text_encode"),
+    # transformers refuses to move a bitsandbytes model itself
+    ("ValueError: `.to` is not supported for `4-bit` or `8-bit` bitsandbytes models. Please use the model as it is.",
+     "to_device"),
+    # Pillow cannot read the input file; an array where Pillow's Image was expected
+    ("PIL.UnidentifiedImageError: cannot identify image file 'start.webp'", "preprocess"),
+    ("AttributeError: 'numpy.ndarray' object has no attribute 'convert'", "preprocess"),
+    # diffusers' ModelMixin.to refusing a move; the rest of its model files build or load a model
+    (_tb(("/home/u/run.py", "<module>", "pipe.transformer.to('cuda')"),
+         (f"{_SITE}/diffusers/models/modeling_utils.py", "to", "raise ValueError(msg)"),
+         last="ValueError: something about the move"), "to_device"),
+    (_tb(("/home/u/run.py", "<module>", "model = build()"),
+         (f"{_SITE}/transformers/configuration_utils.py", "__init__", "setattr(self, key, value)"),
+         last="AttributeError: can't set attribute"), "load"),
+    (_tb(("/home/u/run.py", "<module>", "get()"),
+         (f"{_SITE}/huggingface_hub/file_download.py", "_raise_on_head_call_error", "raise LocalEntryNotFoundError(m)"),
+         last="huggingface_hub.errors.LocalEntryNotFoundError: cannot find the requested files"), "load"),
+    # sentencepiece reading its model file, and encoding a prompt
+    (_tb(("/home/u/run.py", "<module>", "tok = make()"),
+         (f"{_SITE}/sentencepiece/__init__.py", "LoadFromFile", "return _sentencepiece.Load(self, arg)"),
+         last="OSError: Not found: \"spiece.model\""), "load"),
+    (_tb(("/home/u/run.py", "<module>", "ids = run(prompt)"),
+         (f"{_SITE}/sentencepiece/__init__.py", "EncodeAsIds", "return self.Encode(input)"),
+         last="TypeError: not a string"), "text_encode"),
+    # ComfyUI's CLIP.tokenize; its ModelPatcher placing weights on the device
+    (_tb((f"{_COMFY}/nodes.py", "encode", "tokens = clip.tokenize(text)"),
+         (f"{_COMFY}/comfy/sd.py", "tokenize", "return self.tokenizer.tokenize_with_weights(text)"),
+         last="IndexError: list index out of range"), "text_encode"),
+    (_tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
+         (f"{_COMFY}/comfy/model_patcher.py", "partially_load", "self.patch_weight_to_device(key)"),
+         last="KeyError: 'diffusion_model.blocks.0.weight'"), "to_device"),
+    # the original Wan code encodes the start image with its CLIP; DiffSynth prepares the input image
+    (_tb(("/w/Wan2.1/generate.py", "generate", "video = wan_i2v.generate(prompt, img)"),
+         ("/w/Wan2.1/wan/image2video.py", "generate", "clip_context = self.clip.visual([img[:, None, :, :]])"),
+         last="RuntimeError: bad image"), "text_encode"),
+    (_tb(("/w/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "process",
+          "image = pipe.preprocess_image(input_image.resize((width, height))).to(pipe.device)"),
+         last="AttributeError: 'str' object has no attribute 'resize'"), "preprocess"),
+    # kijai's wrapper: the sampler's and the model loader's own files
+    (_tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
+         (f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes_sampler.py", "process", "x = step(latent)"),
+         last="TypeError: unsupported operand"), "denoise"),
+    (_tb((f"{_COMFY}/execution.py", "process_inputs", "results.append(getattr(obj, func)(**inputs))"),
+         (f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes_model_loading.py", "build", "x = cfg['dim']"),
+         last="KeyError: 'dim'"), "load"),
+    # ComfyUI detecting which model a checkpoint is; the original Wan code building its parts
+    (_tb((f"{_COMFY}/nodes.py", "load_unet", "model = comfy.sd.load_diffusion_model(unet_path)"),
+         (f"{_COMFY}/comfy/model_detection.py", "detect_unet_config", "dim = state_dict[key].shape[0]"),
+         last="KeyError: 'x_embedder.weight'"), "load"),
+    (_tb(("/w/Wan2.1/generate.py", "generate", "wan_t2v = wan.WanT2V(config=cfg, checkpoint_dir=args.ckpt_dir)"),
+         ("/w/Wan2.1/wan/text2video.py", "__init__", "self.vae = WanVAE(vae_pth=os.path.join(checkpoint_dir, v))"),
+         last="FileNotFoundError: [Errno 2] No such file or directory: 'Wan2.1_VAE.pth'"), "load"),
+    # the report says which call was running
+    ("I get this when loading WanPipeline.from_pretrained('Wan-AI/x'):\nAttributeError: 'X' object has no "
+     "attribute 'y'", "load"),
+])
+def test_stages_from_bare_lines(text, stage):
+    d = diagnose(text)
+    assert d.stage == stage, d.to_text()
 
 
 # --- advice agrees with the plan ---------------------------------------------------------------

@@ -253,7 +253,11 @@ def next_steps(category: str, stage: str, component: str | None, ev: dict) -> tu
                      "driver and GPU health.")
     elif category == "invalid_input":
         message, rule = str(ev.get("message", "")), str(ev.get("rule", ""))
-        if "got_channels" in ev:
+        if "latent_channels" in ev:
+            steps.append("Load the model that matches the workflow: an image-to-video checkpoint (Wan 2.1 I2V takes "
+                         "36 input channels) when an image conditions the video, a text-to-video one (16) when none "
+                         "does.")
+        elif "got_channels" in ev:
             steps.append('Convert the image to RGB before passing it: image = image.convert("RGB") (a PNG with '
                          "transparency has 4 channels, a greyscale one 1).")
         elif "export_to_video" in rule:

@@ -60,7 +60,7 @@ _FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misa
              r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
              r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
 _DEVICE_MISMATCH = _rx(
-    r"Expected all tensors to be on the same(?: device|(?m:\s*$))|on the same device|different from other tensors on"
+    r"Expected all tensors(?: to be on the same)?(?: device|(?m:\s*$))|on the same device|different from other tensors on"
     r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
     r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
     r"|Expected a '?\w+'? (?:device )?(?:type )?for generator|Cannot generate a \w+ tensor from a generator of type"
@@ -270,6 +270,13 @@ _UNLOADABLE = _rx(r"The component <class '(?P<path>[\w.]+)'> of <class '[\w.]+'>
 # invalid: None ... your checkpoint does not contain a valid clip or text encoder model").
 _NO_CLIP = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"](?:tokenize|encode_from_tokens\w*)['\"]", _I)
 _CORE_NODES = re.compile(r"/ComfyUI/nodes\.py$|^nodes\.py$", _I)
+# What a ComfyUI node calls on the model wired into it (CLIP_VISION.encode_image, VAE.decode,
+# MODEL.clone, a wrapper's clip_vision.model): None there means the loader before it gave nothing.
+_NO_MODEL = re.compile(r"['\"]NoneType['\"] object has no attribute ['\"](?:encode_image|first_stage_model|patcher"
+                       r"|model|clone|model_options|get_model_object|decode_tiled|encode_tiled)['\"]", _I)
+# The node named in ComfyUI's popup or report (an issue title repeats it): one that runs a model.
+_MODEL_NODE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*)?(?:ClipVisionEncode|CLIPVisionEncode|TextEncode|VAEDecode|VAEEncode"
+                         r"|VideoDecode|VideoEncode|Sampler)\b")
 
 
 def _loading(err: ParsedError, text: str) -> Finding | None:
@@ -277,6 +284,12 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
             not err.frames and re.search(r"\bCLIPTextEncode\b", text))):
         return Finding("component_missing", "the text encode node got no CLIP: the loaded checkpoint carries no text "
                        "encoder (load one with a CLIP loader node)")
+    if _NO_MODEL.search(text) and (any(_CORE_NODES.search(f.path) for f in err.frames[-1:]) or (
+            not err.frames and _MODEL_NODE.search(text))):
+        # (Inside a node pack's own code the None may be the pack's bug; only ComfyUI's own
+        # nodes, or a bare popup naming the node, say the input itself was empty.)
+        return Finding("component_missing", "the node got no model: the loader node before it loaded nothing (a "
+                       "missing file or one of another kind); pick the model file again in its loader")
     m = _UNLOADABLE.search(text)
     if m:
         return Finding("component_missing", "model_index.json names a class diffusers cannot load",
@@ -466,6 +479,19 @@ def raised_in_installed_code(err: ParsedError) -> bool:
     return bool(frames) and bool(_LIBRARY_PATH.search(frames[-1].path)) and not frames[-1].is_user
 
 
+def latent_channel_mismatch(text: str) -> tuple[int, int] | None:
+    """A model's first layer takes N latent channels and got M (both latent widths, not pixels).
+
+    Wan and CogVideoX text-to-video models take 16 channels; their image-to-video models take
+    the image's latents and mask too (Wan 2.1 I2V 36, CogVideoX I2V 32, Fun-Control 48): a
+    text-to-video checkpoint in an image-to-video workflow, or the reverse.
+    """
+    m = _CHANNELS.search(text)
+    if m and m[1] != m[2] and min(int(m[1]), int(m[2])) >= 8:
+        return int(m[1]), int(m[2])
+    return None
+
+
 def channel_mismatch(text: str) -> tuple[int, int] | None:
     m = _CHANNELS.search(text)
     if m and {m[1], m[2]} in ({"3", "4"}, {"1", "3"}):
@@ -546,6 +572,11 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
         return Finding("invalid_input", "the image has the wrong number of colour channels (RGBA or greyscale for RGB)",
                        {"expected_channels": channels[0], "got_channels": channels[1]})
+    latents = latent_channel_mismatch(text)
+    if latents:
+        return Finding("invalid_input", "the model's input layer takes another number of latent channels than it got: "
+                       "a text-to-video model given an image-conditioned input, or the reverse",
+                       {"expected_channels": latents[0], "latent_channels": latents[1]})
     if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
             f.name in ("export_to_video", "export_to_gif") for f in err.frames):
         return Finding("invalid_input", "export_to_video was given something it cannot write (frames, path, fps)")

@@ -422,15 +422,46 @@ _EXPORT_CALL = re.compile(r"\b(?:export_to_video|export_to_gif|save_video|cache_
 
 # diffusers' placement calls, named in messages such as "`enable_model_cpu_offload` requires accelerator".
 _MOVE_CALL = re.compile(r"\benable_(?:model|sequential)_cpu_offload\b|\benable_group_offload\b"
-                        r"|\.to\(\s*['\"](?:cuda|mps|xpu)")
+                        r"|\.to\(\s*['\"](?:cuda|mps|xpu)"
+                        # transformers refuses to move a bitsandbytes-quantized model itself.
+                        r"|`\.to` is not supported for `?[48]-bit|Calling `(?:to|cuda)\(\)` is not supported for `?[48]-bit")
 # An attribute missing on the object a step calls names the step ('None' has no 'tokenize').
-_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens|encode_prompt|encode_text)['\"]")
+# (ComfyUI's CLIPTextEncode calls clip.tokenize, then encode_from_tokens_scheduled since late 2024.)
+_ATTR_STEP = re.compile(r"has no attribute ['\"](tokenize|encode_from_tokens\w*|encode_token_weights|encode_prompt"
+                        r"|encode_text)['\"]")
+# Pillow's Image methods that make an input picture ready (a numpy array or a tensor has none).
+_IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail|resize)['\"]")
+# Messages about the input picture itself (Pillow cannot read the file; diffusers' image
+# processor cannot convert what it got; an RGBA/greyscale image met RGB): the input was being
+# made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
+_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format", re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
                           r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
 
 
 _IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
+
+
+# ComfyUI's execution.py runs a node (execute -> get_output_data -> _map_node_over_list); its
+# nodes.py load_custom_node imports node packs at start-up.
+_NODE_RUN_FRAME = re.compile(r"^(?:recursive_execute|execute|get_output_data|_?map_node_over_list|process_inputs"
+                             r"|_async_map_node_over_list)$")
+_NODE_REPORT = re.compile(r"Node Type:|Error occurred when executing|!!! Exception during processing")
+
+
+def _inside_running_node(parsed: ParsedText, err: ParsedError) -> bool:
+    """An import that failed inside a ComfyUI node while it ran (imported lazily by the node).
+
+    Such an import fails in the node's own stage (a sampler importing a latent format when it
+    samples), not while anything is set up; a node pack imported at start-up shows
+    load_custom_node instead.
+    """
+    if any(f.name == "load_custom_node" for f in err.frames) or any(
+            "IMPORT FAILED" in line or "load_custom_node" in line for line in parsed.lines[-200:]):
+        return False
+    running = any(f.path.endswith("/execution.py") and _NODE_RUN_FRAME.match(f.name) for f in err.frames)
+    return running or any(_NODE_REPORT.search(line) for line in parsed.lines[:200])
 
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
@@ -462,10 +493,15 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
     m = _ATTR_STEP.search(chosen.message[:2000])
     if m:
         return "text_encode", f"the failing call is .{m[1]}(), a step of encoding the prompt", None
+    m = _IMAGE_METHOD.search(chosen.message[:2000])
+    if m:
+        return "preprocess", f"the failing call is .{m[1]}(), Pillow's, on the input image", None
     if _MOVE_CALL.search(chosen.first_line):
         return "to_device", "the message names the call that moves or offloads the pipeline", None
+    if category == "invalid_input" and ("got_channels" in evidence or _INPUT_IMAGE_MSG.search(chosen.message[:2000])):
+        return "preprocess", "the message is about the input image, read and converted before anything runs", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
-            stages.frame_stage(f) for f in chosen.frames):
+            stages.frame_stage(f) for f in chosen.frames) and not _inside_running_node(parsed, chosen):
         # A name imported at the top of a script or module: nothing had run yet, whatever the
         # name is (an import of export_to_video fails before any video exists).
         return "load", "imports run before anything else, while the pipeline is set up", None

@@ -135,7 +135,11 @@ def looks_like_library_object(name: str) -> bool:
     attribute missing there says nothing about an installed library's version.
     """
     return bool(re.fullmatch(r"(?:AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer(?:Fast)?"
-                             r"|Processor|Mixin)", name))
+                             r"|Processor|Mixin)"
+                             # diffusers' shared building blocks (models/attention.py, attention_processor.py,
+                             # resnet.py), which other projects build their models from.
+                             r"|BasicTransformerBlock|FeedForward|AttnProcessor\w*|Resnet(?:Block)?\w*2D"
+                             r"|(?:Down|Up)sample[123]D", name))
 
 
 # Frames that only forward a call (decorators, torch's module call machinery, hooks).

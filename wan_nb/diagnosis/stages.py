@@ -23,6 +23,9 @@ _TEXT_FUNC = re.compile(r"^_?(?:encode_prompt|get_t5_prompt_embeds|get_\w*prompt
                         r"|encode_from_tokens\w*|encode_token_weights|get_text_embed\w*|encode_image)$", _I)
 _TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|siglip\w*|llama|qwen\w*|gemma\w*)/"
                         r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
+                        # DiffSynth-Studio: its UMT5 (wan_video_text_encoder.py) and the prompters
+                        # that tokenize and encode the prompt for it (diffsynth/prompters/).
+                        r"|wan_video_text_encoder|/diffsynth/prompters/"
                         r"|text_encoder", _I)
 _DENOISE_PATH = re.compile(r"/diffusers/models/transformers/|transformer_wan|/modules/model\.py$|/comfy/ldm/"
                            r"|/diffusers/models/unets/|/diffusers/models/unet_\w+\.py$"  # the UNet denoisers
@@ -34,7 +37,7 @@ _DENOISE_FUNC = re.compile(r"^(?:sample|sample_\w+|sampling_function|denoise\w*|
                            r"|apply_model|calc_cond\w*|predict_noise\w*|_calc_cond_batch)$", _I)
 _WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention\.py$|flash_attn|sageattention"
                                 r"|xformers", _I)
-_PRE_FUNC = re.compile(r"^(?:preprocess|preprocess_video|preprocess_image|_preprocess\w*|prepare_image\w*|prepare_source"
+_PRE_FUNC = re.compile(r"^(?:preprocess(?:_\w+)?|_preprocess\w*|prepare_image\w*|prepare_source"
                        r"|prepare_video\w*|load_image|load_video|resize_image\w*|resize_and_crop\w*|center_crop\w*"
                        r"|get_pixel_values|expand2square)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
@@ -60,11 +63,21 @@ _CODE_RULES = [
     (re.compile(r"\bvae\.(?:tiled_)?encode\w*\(|retrieve_latents\(|encode_first_stage\(", _I), "vae_encode"),
     (re.compile(r"\bself\.transformer(?:_2)?\(|\bcurrent_model\(|\bscheduler\.step\(|\bself\.model\(|"
                 r"\bsample(?:_\w+)?\(|\bsampler\.|\bpredict_with_cfg\(|\bnoise_pred\w*\b[^=\n]*=", _I), "denoise"),
-    (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\.",
-                _I), "text_encode"),
-    (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.|save_video\(|cache_video\(", _I),
-     "postprocess"),
-    (re.compile(r"from_pretrained\(|from_single_file\(|load_state_dict\(|torch\.load\(|load_file\(|safe_open\(", _I),
+    # (wan/image2video.py encodes the start image with its CLIP: self.clip.visual([img[:, None, :, :]]).)
+    (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\."
+                r"|\bclip\.visual\(", _I), "text_encode"),
+    # diffusers' pipelines call video_processor.preprocess(image, ...) on the input image and
+    # video_processor.postprocess_video(video) on the output: the method says which end it is.
+    (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
+                r"|\bImage\.open\("
+                r"|\bcv2\.(?:imread|resize)\(|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
+                _I), "preprocess"),
+    (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.postprocess\w*\(|save_video\(|cache_video\(",
+                _I), "postprocess"),
+    # (The original Wan code builds its parts in WanT2V/WanI2V.__init__:
+    # self.text_encoder = T5EncoderModel(...), self.vae = WanVAE(...), self.clip = CLIPModel(...).)
+    (re.compile(r"from_pretrained\(|from_single_file\(|load_state_dict\(|torch\.load\(|load_file\(|safe_open\("
+                r"|=\s*(?:\w+\.)?(?:T5EncoderModel|UMT5EncoderModel|WanVAE\w*|CLIPModel|WanModel)\(", _I),
      "load"),
     (re.compile(r"\.to\(\s*(?:['\"](?:cuda|mps|xpu|cpu)|device|torch\.device)|\.cuda\(\)|enable_\w*offload\(", _I),
      "to_device"),
@@ -88,12 +101,53 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if "/torchvision/transforms/" in path or re.search(r"/preprocess(?:or|ors|ing)?/", path):
         # torchvision's transforms (resize, to_tensor, normalize) make an input image ready.
         return "preprocess", WEAK
+    if path.endswith("/diffusers/image_processor.py") and _IMAGE_PROCESSOR_IN.match(name):
+        # VaeImageProcessor's input side: resize, convert, normalise the image before the VAE.
+        return "preprocess", STRONG
+    if "/PIL/" in path and _PIL_READ.match(name):
+        # Pillow opening, converting or resizing a picture: the input is being read.
+        return "preprocess", WEAK
+    if path.endswith("/comfy/utils.py") and name in ("common_upscale", "lanczos", "bislerp"):
+        # ComfyUI's Wan nodes resize the start image with common_upscale before encoding it.
+        return "preprocess", WEAK
     if _WRAPPER_PATH.search(path):
         return None
     if path.endswith("/pipeline_utils.py") and name in ("to", "cuda"):
         return "to_device", STRONG
+    if _MODEL_CLASS_FILE.search(path):
+        # diffusers' ModelMixin / transformers' PreTrainedModel: their .to() refuses moves of
+        # their own (quantized, offloaded); everything else in these files builds or loads a model.
+        if name in ("to", "cuda", "xpu", "half", "float"):
+            return "to_device", STRONG
+        return "load", STRONG if _DISK_LOAD_FUNC.match(name) else WEAK
+    if _CONFIG_FILE.search(path) or "/huggingface_hub/" in path:
+        # ConfigMixin.register_to_config / PretrainedConfig run as a model is constructed;
+        # huggingface_hub only fetches files: both while a pipeline is set up.
+        return "load", STRONG if _DISK_LOAD_FUNC.match(name) else WEAK
+    if "/sentencepiece/" in path:
+        # sentencepiece loads its model file (Load, LoadFromFile) when the tokenizer is made,
+        # and encodes the prompt otherwise.
+        return ("load", STRONG) if re.match(r"^(?:Load\w*|Init|__init__|_?load\w*)$", name) else ("text_encode", WEAK)
+    m = _WRAPPER_NODE_FILE.search(path)
+    if m:
+        # kijai's wrappers keep each kind of node in its own file (nodes_sampler.py,
+        # nodes_model_loading.py): the file says what the node was doing.
+        return ("denoise" if m[1] == "sampler" else "load"), WEAK
+    if path.endswith("/comfy/model_detection.py"):
+        # ComfyUI works out which model a checkpoint holds only while loading it.
+        return "load", STRONG
+    if path.endswith("/comfy/sd.py") and name == "tokenize":
+        # ComfyUI's CLIP.tokenize: the first step of its text encode nodes.
+        return "text_encode", STRONG
+    if path.endswith("/comfy/model_patcher.py") and _PATCHER_MOVE.match(name):
+        # ModelPatcher places (and patches) the weights on the device before a model runs.
+        return "to_device", WEAK
     if _DEVICE_FUNC.match(name) and ("model_management" in path or "offload" in name or "dispatch" in name):
         return "to_device", WEAK if "model_management" in path else STRONG
+    if "/mmgp/" in path and _MMGP_READ.match(name):
+        # Wan2GP's mmgp reads a checkpoint from disk in these (fast_load_transformers_model,
+        # load_model_data): the model is being loaded, not moved.
+        return "load", WEAK
     if "/mmgp/" in path or (_LOAD_FUNC.match(name) and _ONTO_DEVICE.search(name)):
         # Offloaders "load" weights onto the GPU during a stage: that is a move, not a load.
         return "to_device", WEAK
@@ -141,6 +195,22 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     return None
 
 
+
+
+# diffusers' VaeImageProcessor methods that turn the input picture into the VAE's input (its
+# output side, pt_to_numpy / numpy_to_pil / postprocess, is the video being written).
+_IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resize_and_crop|pil_to_numpy|numpy_to_pt"
+                                 r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
+                                 r"|binarize|apply_overlay|get_crop_region)$")
+_PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
+_WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
+_MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
+_CONFIG_FILE = re.compile(r"/(?:diffusers|transformers)/configuration_utils\.py$")
+_PATCHER_MOVE = re.compile(r"^(?:load|partially_load|patch_model\w*|patch_weight_to_device|unpatch_model|detach"
+                           r"|model_patches_to|pin_weight_to_device)$")
+# mmgp (Wan2GP's offloader) functions that take a file name and read the weights in it.
+_MMGP_READ = re.compile(r"^(?:fast_load\w*|load_model_data|_get_model|load_file|_load_file\w*|load_state_dict"
+                        r"|_load_\w*_from_file|safetensors2\w*)$")
 
 
 # transformers' tokenizers and the original Wan code's: called on the prompt, not while loading.
@@ -208,14 +278,22 @@ def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
     return weak
 
 
-_NODE = re.compile(r"(?:Node Type:\**|Error occurred when executing|executing node\s+\d*\s*\(?|class_type['\"]?:)"
-                   r"\s*['\"]?(?P<node>[A-Za-z_]\w*)", _I)
+_NODE = re.compile(r"(?:Node Type:\**|executing node\s+\d*\s*\(?|class_type['\"]?:)"
+                   r"\s*['\"]?(?P<node>[A-Za-z_]\w*)"
+                   # Older ComfyUI: "Error occurred when executing smZ CLIPTextEncode:" (a custom
+                   # node's class type may hold spaces; it runs up to the colon).
+                   r"|Error occurred when executing\s+(?P<spaced>[A-Za-z_][\w ()+-]{0,80}?)\s*:", _I)
 # A tqdm bar: "Loading pipeline components...: 60%|██████    | 3/5 [...]". Anchored on "%|" (a
 # leading lazy description would make the search quadratic in the line's length).
 _PROGRESS = re.compile(r"(?<!\d)\d+%\|[^|\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
 # SD.Next's bar: "Progress 3.42s/it ██████ 100% 5/5 00:17 00:00 Base"
 _SDNEXT_PROGRESS = re.compile(r"^\s*Progress\b[^%\n]{0,200}?(?P<pct>\d+)%\s+(?P<n>\d+)/(?P<total>\d+)")
 _PHASES = [
+    # "Loading Text Encoder 'ckpts/umt5...'" (Wan2GP), "Loading UMT5EncoderModel" (ai-toolkit),
+    # "Loading T5: ..." (musubi-tuner), "Loading VAE ...": a part being read from disk, which the
+    # words after "Loading" would otherwise place in the stage that part runs in.
+    (re.compile(r"^\W{0,3}(?:\S+\s+-\s+|[\w.:]+:(?:\w+:)*)?\s*loading\s+(?:the\s+)?['\"]?(?:text[ _]?encoders?|t5|umt5|\w*T5\w*"
+                r"|clip\w*|vae|image[ _]encoder|tokenizer|lora)\b", _I), "load"),
     (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
@@ -232,8 +310,15 @@ _PHASES = [
 ]
 
 
+# Nodes that read or resize the input picture or video: ComfyUI's LoadImage, ImageScale,
+# ImageCrop; VideoHelperSuite's VHS_LoadVideo; KJNodes' ImageResizeKJ.
+_INPUT_NODE = re.compile(r"load(?:image|video|images)|image(?:scale|resize|crop|pad)|resizeimage|upscaleimage", _I)
+
+
 def node_stage(node: str) -> str | None:
-    n = node.lower()
+    n = node.lower().replace(" ", "")
+    if _INPUT_NODE.search(n):
+        return "preprocess"
     if "loader" in n or n.startswith("load"):
         return "load"
     if "decode" in n:
@@ -274,9 +359,10 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
             m = _NODE_LINE.match(line)
             m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
         if m:
-            stage = node_stage(m["node"])
+            node = m["node"] or m.groupdict().get("spaced") or ""
+            stage = node_stage(node)
             if stage:
-                return stage, f"node {m['node']}"
+                return stage, f"node {node}"
     # Lines before the traceback: what the program was doing when it failed.
     before: list[str] = []
     for line in parsed.lines:
@@ -317,6 +403,9 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
             if n < total and not vae_next:
                 return "denoise", f"the sampling progress bar stopped at {n}/{total}"
             return "vae_decode", "all sampling steps finished before the error"
+        if _FAILED_LOADING.search(line):
+            # "An error occurred when loading XPipeline.from_pretrained(...)": the user says which call.
+            return "load", "the report says the error came while loading"
         for pattern, stage in _PHASES:
             if pattern.search(line) and not _HEADER_OR_EXC.search(line):
                 if vae_next and stage in ("denoise", "text_encode"):
@@ -326,6 +415,8 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
+_FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\(",
+                             re.I)
 
 
 _CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"
