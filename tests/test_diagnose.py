@@ -570,3 +570,32 @@ _SCRIPT = ('Traceback (most recent call last):\n  File "/home/me/run_wan.py", li
 def test_categories_real_reports_needed(text, category):
     d = diagnose(text)
     assert d.category == category, d.to_text()
+
+
+def test_phrase_lists_answer_as_their_case_blind_patterns_do():
+    """The lowered fast form of each phrase list says yes exactly where the re.I pattern does."""
+    import re
+    from pathlib import Path
+
+    from wan_nb.diagnosis import categories
+    from wan_nb.diagnosis.patterns import Phrases, _lower_literals
+
+    assert _lower_literals(r"(?P<File>\S+) Not\.Found [A-Z]") == r"(?P<File>\S+) not\.found [a-z]"
+    with pytest.raises(ValueError):
+        Phrases(r"x|(?-i:OOM)")
+    phrases = {n: p for n, p in vars(categories).items() if isinstance(p, Phrases)}
+    assert len(phrases) >= 10
+    corpus = Path(__file__).parent / "data" / "tracebacks"
+    # Held-out reports are only measured (benchmarks/diagnose.py), never read by a test.
+    held_out = set(json.loads((corpus / "real" / "heldout.json").read_text(encoding="utf-8"))["held_out"])
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in corpus.rglob("*.txt")
+             if p.stem not in held_out]
+    texts += ["CUDA OUT OF MEMORY", "Can't Load Tokenizer", "İstanbul: HeaderTooLarge", ""]
+    assert len(texts) > 300
+    for name, fast in phrases.items():
+        slow = re.compile(fast.pattern, re.IGNORECASE | fast.flags)
+        hits = 0
+        for text in texts:
+            assert fast.search(text) == (slow.search(text) is not None), (name, text[:200])
+            hits += fast.search(text)
+        assert hits, f"{name} matched nothing: the check would not see a difference"

@@ -12,6 +12,7 @@ from wan_nb.diagnosis.patterns import (
     KNOWN_PACKAGES,
     KWARG_SINCE,
     Finding,
+    Phrases,
     _rx,
     in_users_script,
     is_type,
@@ -26,19 +27,19 @@ from wan_nb.diagnosis.tracetext import ParsedError
 _CUDA_ERROR_OOM = _rx(r"\b(?:CUDA|HIP|XPU)(?: driver| runtime)?\s+error:?\s*out of memory|hipErrorOutOfMemory|cudaErrorMemoryAllocation"
                       r"|CUDA_ERROR_OUT_OF_MEMORY|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED"
                       r"|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
-_HOST_OOM = _rx(r"DefaultCPUAllocator|can't allocate memory: you tried|not enough memory: you tried"
+_HOST_OOM = Phrases(r"DefaultCPUAllocator|can't allocate memory: you tried|not enough memory: you tried"
                 r"|Cannot allocate memory|Unable to allocate [\d.]+ ?[KMGTP]i?B for an array|paging file is too small"
                 r"|os error 1455|WinError 1455|std::bad_alloc|out of (?:host|system|cpu|main) memory"
                 r"|(?:host|system|cpu) (?:ram|memory) (?:is )?(?:exhausted|full)|not enough (?:system |host )?RAM"
                 r"|kernel (?:appears to have|has) died|Kernel Restarting|Signal 9 \(SIGKILL\)|exit ?code\s*:?\s*-9\b"
                 r"|\boom-kill|Out of memory: Killed process|\bOOM killer|\bKilled\s*$|^\s*Killed\b|\b\d+ Killed\s", re.M)
-_DEVICE_OOM = _rx(r"\b(?:CUDA|HIP|XPU|NPU|MPS backend|MPS|GPU|device)\s+out of memory|Allocation on device"
+_DEVICE_OOM = Phrases(r"\b(?:CUDA|HIP|XPU|NPU|MPS backend|MPS|GPU|device)\s+out of memory|Allocation on device"
                   r"|OutOfMemoryError|out of (?:video memory|vram|gpu memory)"
                   r"|(?:insufficient|unsufficient|not enough|ran out of)\s+(?:vram|gpu memory|video memory)"
                   r"|\bVRAM\b[^.\n]{0,40}(?:exhausted|exceeded|full)|Tried to allocate[^\n]*\bbudget\b"
                   r"|Got an OOM|not enough GPU video memory|Ran out of memory when regular VAE (?:de|en)coding")
 _ANY_OOM = _rx(r"\bout of memory\b|(?-i:\bOOM\b)")
-_UNAVAILABLE = _rx(
+_UNAVAILABLE = Phrases(
     r"not compiled with (?:CUDA|ROCm|HIP|MPS|XPU)|No (?:CUDA|HIP|ROCm) GPUs are available"
     r"|Found no NVIDIA driver|NVIDIA driver on your system is too old|driver version is insufficient"
     r"|requires accelerator, but not found|torch\.(?:cuda|xpu|mps|backends\.mps)\.is_available\(\) is False"
@@ -52,14 +53,14 @@ _UNAVAILABLE = _rx(
     # cudaErrorNotSupported: the GPU, driver or VM lacks a feature torch asked for (ComfyUI's
     # default cudaMallocAsync allocator on older cards and some VMs): unsupported, not a fault.
     r"|CUDA error: operation not supported|cudaErrorNotSupported")
-_FAULT = _rx(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
+_FAULT = Phrases(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
              r"|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR)"
              r"|Memory access fault by GPU|hipError\w+|fallen off the bus|\bECC error|uncorrectable ECC"
              r"|\bXid\b|\bNCCL error|\b(?:CUDA|HIP|XPU) error:|cudaError\w+|CUDA kernel errors might be"
              r"|an illegal (?:memory access|instruction)|Native API failed|PI_ERROR_\w+|UR_RESULT_ERROR_\w+")
-_DEVICE_MISMATCH = _rx(
+_DEVICE_MISMATCH = Phrases(
     r"Expected all tensors(?: to be on the same)?(?: device|(?m:\s*$))|on the same device|different from other tensors on"
     r"|is on (?:cpu|cuda|mps|xpu|meta)[\w:]*,? but expected|Cannot copy out of meta tensor"
     r"|meta tensors?[^\n]*(?:no data|not supported|cannot)|is not on the expected device"
@@ -67,7 +68,7 @@ _DEVICE_MISMATCH = _rx(
     r"|found at least two devices|Expected (?:tensor|object) .*device|device type (?:mismatch|does not match)"
     r"|tensors? (?:is|are) on (?:different|two) devices|to be on (?:the )?(?:cuda|cpu|same)[\w: ]*device")
 _TYPE_PAIR = re.compile(r"Input type \(([\w.:]+)\) and (?:weight|bias) type \(([\w.:]+)\) should be the same", _I)
-_DTYPE = _rx(
+_DTYPE = Phrases(
     r"expected scalar type \w+ but found \w+|expected (?:scalar type|dtype) \w+,? but got|must have the same dtype"
     r"|to have the same dtype|should be the same(?: dtype)?(?m:$)|Input type \([\w.:]+\) and (?:weight|bias) type"
     r"|not implemented for '(?:Half|BFloat16|Float8\w*|ComplexHalf|Float|Double)'|Got unsupported ScalarType"
@@ -75,7 +76,7 @@ _DTYPE = _rx(
     r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"
     r"|Expected (?:query|key|value)[^\n]*dtype"
     r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported")
-_CORRUPT = _rx(
+_CORRUPT = Phrases(
     r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
     r"|invalid load key|failed finding central directory|PytorchStreamReader failed|unexpected EOF"
@@ -93,7 +94,7 @@ _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a 
 SAFETENSORS_FALLBACK = re.compile(r"An error occurred while trying to fetch (?P<path>\S+?): \S+ does not appear to "
                                    r"have a file named (?P<file>[\w.-]+\.safetensors)", _I)
 _NO_SUCH_FILE = re.compile(r"No such file or directory:?\s*['\"]?(?P<path>[^'\"\n]+?)['\"]?\s*$", _I | re.M)
-_COMPONENT_MISSING = _rx(
+_COMPONENT_MISSING = Phrases(
     r"Can't load (?:the )?(?:tokenizer|config|model|configuration|image processor|feature extractor|processor)"
     r"|is not a local folder and is not a valid model identifier|LocalEntryNotFoundError|EntryNotFoundError"
     r"|Cannot find the requested files in the (?:disk|local) cache|couldn't connect to '?https?://huggingface"
@@ -117,7 +118,7 @@ _REQUIRES_LIB = re.compile(
     r"(?: library| package)? (?:to be installed|but (?:it )?(?:is|was) not (?:installed|found))"
     r"|(?:please|you need to|you must) install\s+(?!via\b|with\b|it\b|them\b|the\b|from\b|using\b)[`'\"]?"
     r"(?P<pkg3>[A-Za-z][\w\-]*)|\b(?P<pkg5>[A-Za-z][\w\-]*) (?:is|are) not installed", _I)
-_DEP_MISC = _rx(r"Unable to find a compatible ffmpeg|Could not find a backend to open .{0,300}with iomode|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
+_DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backend to open .{0,300}with iomode|\bffmpeg\b[^\n]*(?:not found|not installed|No such file"
                 r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
@@ -129,7 +130,7 @@ _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"
 _SIGNATURE = re.compile(r"(?P<func>[\w.]+)\(\) (?:missing \d+ required (?:positional|keyword-only) arguments?"
                         r"|takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ (?:were|was) given)")
 _UNEXPECTED_KW = re.compile(r"(?P<func>[\w.]*)\(\)? got an unexpected keyword argument ['\"](?P<kw>\w+)['\"]", _I)
-_VERSION = _rx(
+_VERSION = Phrases(
     r"size mismatch for|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|expected shape [^\n]* but got"
     r"|the following keys are missing|No operator found for `memory_efficient_attention"
     r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in"
@@ -145,7 +146,7 @@ _VERSION = _rx(
     r"|cannot detect the model type"
     r"|requires `?(?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)`?\s*`?v?\d+(?:\.\d+)+`?"
     r"\s*or (?:higher|newer|later|above)")
-_INVALID = _rx(
+_INVALID = Phrases(
     r"ha(?:ve|s) to be divisible by|must be (?:divisible by|a multiple of)|should be divisible by"
     r"|Provide either `|Cannot forward both `|`\w+` (?:has|have) to be|`\w+` (?:must|should) be|is only supported when"
     r"|list of generators of length|cannot identify image file|Prompt outputs failed validation"

@@ -29,6 +29,48 @@ def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, _I | flags)
 
 
+class Phrases:
+    """A case-blind yes/no test for one of the rules' long lists of phrases, about 5x faster.
+
+    Python's ``re`` tries every alternative at every position, and case-blind literals are
+    its slow path: a list of forty phrases costs half a millisecond on a 1 kB message. The
+    same pattern with its literals lowered, run case-sensitive on the lowered text, says yes
+    where the case-blind one does (escapes such as ``\\S`` and group names are kept as
+    written; tests/test_diagnose.py checks both agree on every report), at a fifth of the cost. Only for rules that need the answer, not the match:
+    positions in the lowered text are not those of the message.
+    """
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        if "(?-i" in pattern or flags & _I:
+            raise ValueError("a case-sensitive part cannot be lowered")
+        self.pattern = pattern
+        self.flags = flags
+        self._lowered = re.compile(_lower_literals(pattern), flags)
+
+    def search(self, text: str) -> bool:
+        return self._lowered.search(text.lower()) is not None
+
+    def __repr__(self) -> str:
+        return f"Phrases({self.pattern[:40]!r}...)"
+
+
+def _lower_literals(pattern: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            out.append(pattern[i:i + 2])  # \S stays \S, \. stays \.
+            i += 2
+        elif pattern.startswith(("(?P<", "(?P="), i):
+            end = pattern.index(">" if pattern[i + 3] == "<" else ")", i)
+            out.append(pattern[i:end + 1])  # a group's name is not text to match
+            i = end + 1
+        else:
+            out.append(pattern[i].lower())
+            i += 1
+    return "".join(out)
+
+
 
 COMPONENTS = ("transformer_2", "transformer", "text_encoder", "image_encoder", "image_processor",
               "tokenizer", "scheduler", "vae")
