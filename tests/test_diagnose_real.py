@@ -256,6 +256,53 @@ def test_categories_from_bare_lines(text, category, stage):
         assert d.stage == stage, d.to_text()
 
 
+@pytest.mark.parametrize(("text", "category"), [
+    # torch 2.6's weights-only default refusing a checkpoint pickled with other objects
+    ("_pickle.UnpicklingError: Weights only load failed. This file can still be loaded, to do so you have two "
+     "options, do those steps only if you trust the source of the checkpoint.", "version_mismatch"),
+    ("WeightsUnpickler error: Unsupported global: GLOBAL numpy.core.multiarray.scalar", "version_mismatch"),
+    # torchvision's compiled ops built for another torch
+    ("RuntimeError: No such operator torchvision::nms", "version_mismatch"),
+    ("UserWarning: Couldn't load custom C++ ops. This can happen if your PyTorch and torchvision versions are "
+     "incompatible", "version_mismatch"),
+    ("WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for: PyTorch 2.1.0+cu121",
+     "version_mismatch"),
+    # protobuf 4 against code generated for protobuf 3
+    ("TypeError: Descriptors cannot be created directly. If this call came from a _pb2.py file, your generated "
+     "code is out of date and must be regenerated with protoc >= 3.19.0.", "version_mismatch"),
+    # transformers older than the model's classes
+    ("ValueError: Tokenizer class Qwen2Tokenizer does not exist or is not currently imported.", "version_mismatch"),
+    ("ValueError: Unrecognized configuration class <class 'x.XConfig'> for this kind of AutoModel: "
+     "AutoModelForCausalLM.", "version_mismatch"),
+    ("ImportError: This modeling file requires a newer version of transformers", "version_mismatch"),
+    ("AttributeError: np.NaN was removed in the NumPy 2.0 release. Use np.nan instead.", "version_mismatch"),
+    ("RuntimeError: this node requires PyTorch 2.4 or newer", "version_mismatch"),
+    # Windows: the DLL is there but lacks a function the extension was built against (not a missing one)
+    ("ImportError: DLL load failed while importing _C: The specified procedure could not be found.",
+     "version_mismatch"),
+    ("ImportError: DLL load failed while importing cv2: The specified module could not be found.",
+     "missing_dependency"),
+    # huggingface_hub reading a path that is no folder here as a repo id
+    ("OSError: Incorrect path_or_model_id: '/content/Wan2.1'. Please provide either the path to a local folder "
+     "or the repo_id of a model on the Hub.", "component_missing"),
+    ("huggingface_hub.errors.HFValidationError: Repo id must be in the form 'repo_name' or 'namespace/repo_name': "
+     "'/root/models/wan'. Use `repo_type` argument if needed.", "component_missing"),
+    ("requests.exceptions.HTTPError: 404 Client Error: Entry Not Found for url: https://huggingface.co/x/y",
+     "component_missing"),
+    ("FileNotFoundError: Model file not found: /models/wan.safetensors", "component_missing"),
+    ("Exception: Could not find the LoRA file lightx2v.safetensors", "component_missing"),
+    # inputs the writer or the resize cannot take
+    ("OSError: cannot write mode RGBA as JPEG", "invalid_input"),
+    ("ValueError: Unsupported image type <class 'str'>", "invalid_input"),
+    ("RuntimeError: Failed to open input video clip.mp4", "invalid_input"),
+    ("RuntimeError: Input and output sizes should be greater than 0, but got input (H: 0, W: 0) output "
+     "(H: 0, W: 0)", "invalid_input"),
+    ("ValueError: num_inference_steps must be a positive integer", "invalid_input"),
+])
+def test_library_wordings(text, category):
+    assert diagnose(text).category == category, diagnose(text).to_text()
+
+
 def test_a_latent_channel_mismatch_says_which_model_to_load():
     d = diagnose("Given groups=1, weight of size [3072, 32, 2, 2], expected input[13, 16, 60, 90] to have 32 channels, "
                  "but got 16 channels instead")
@@ -273,6 +320,44 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
                last="AttributeError: 'NoneType' object has no attribute 'encode_image'")
     assert diagnose(pack).category != "component_missing"
     assert diagnose(core).category == "component_missing"
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    # a model's own tokenizer being built from its files is a load, not a prompt being encoded
+    (_tb(("/home/u/run.py", "<module>", "tok = T5Tokenizer.from_pretrained(path)"),
+         (f"{_SITE}/transformers/tokenization_utils_base.py", "_from_pretrained", "tokenizer = cls(*init_inputs)"),
+         (f"{_SITE}/transformers/models/t5/tokenization_t5.py", "__init__", "self.sp_model = self.get_spm_processor()"),
+         (f"{_SITE}/transformers/models/t5/tokenization_t5.py", "get_spm_processor", "model_pb2 = import_protobuf()"),
+         last="ImportError: requires the protobuf library"), "load"),
+    # ... while BatchEncoding.__init__ (tokenization_utils_base.py) runs for every tokenized prompt
+    (_tb((f"{_SITE}/diffusers/pipelines/wan/pipeline_wan.py", "_get_t5_prompt_embeds", "inputs = self.tokenizer(p)"),
+         (f"{_SITE}/transformers/tokenization_utils_base.py", "__call__", "encodings = self._call_one(text)"),
+         (f"{_SITE}/transformers/tokenization_utils_base.py", "__init__", "self.convert_to_tensors(tensor_type)"),
+         last="ValueError: Unable to create tensor"), "text_encode"),
+    # a LoRA read and merged into the model
+    (_tb(("/home/u/run.py", "<module>", "pipe.load_lora_weights(repo, weight_name=name)"),
+         (f"{_SITE}/diffusers/loaders/lora_pipeline.py", "lora_state_dict", "state_dict = _fetch_state_dict(repo)"),
+         (f"{_SITE}/diffusers/loaders/lora_conversion_utils.py", "_convert_non_diffusers_wan_lora_to_diffusers",
+          "k = original_state_dict.pop(key)"),
+         last="KeyError: 'blocks.0.attn.q.lora_down.weight'"), "load"),
+    (_tb((f"{_SITE}/peft/tuners/tuners_utils.py", "inject_adapter", "self._create_and_replace(config, name)"),
+         last="ValueError: Target modules {'q'} not found in the base model."), "load"),
+    # an app's own helper moving a model onto the GPU
+    (_tb(("/home/u/app/wgp.py", "generate", "move_model_to_device(pipe.transformer, 'cuda')"),
+         ("/home/u/app/offload.py", "move_model_to_device", "torch.cuda.synchronize()"),
+         last="RuntimeError: CUDA error: an illegal memory access was encountered"), "to_device"),
+    # the prompt (or a list of them) going through the text encoder
+    (_tb(("/home/u/app/pipeline.py", "__call__", "embeds = self.encode_prompts(prompts)"),
+         ("/home/u/app/pipeline.py", "encode_prompts", "return [self.te(p) for p in prompts]"),
+         last="RuntimeError: something failed"), "text_encode"),
+    # the log's last line before the error: the input picture being resized
+    ("Resizing input image to 832x480\nTraceback (most recent call last):\n  File \"/a/b.py\", line 1, in x\n"
+     "    y()\nRuntimeError: something failed", "preprocess"),
+    ("Loading image encoder ...\nRuntimeError: something failed", "load"),
+])
+def test_stages_from_library_frames_and_logs(text, stage):
+    d = diagnose(text)
+    assert d.stage == stage, d.to_text()
 
 
 @pytest.mark.parametrize(("text", "stage"), [

@@ -106,7 +106,12 @@ _COMPONENT_MISSING = Phrases(
     r"|\b(?:clip|vae|model) input is invalid: None"
     r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
-    r"|offline mode")
+    r"|offline mode"
+    # huggingface_hub: a path that is no folder here is read as a repo id, and that id is invalid.
+    r"|Incorrect path_or_model_id|Repo id must (?:be in the form|use alphanumeric)|HFValidationError"
+    r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
+    r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
+    r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b")
 _MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.]+)['\"]?", _I)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
@@ -123,6 +128,7 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
                 r"|packages? that (?:were|was) not found")
+_DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
@@ -144,6 +150,18 @@ _VERSION = Phrases(
     # DiffSynth-Studio identifies a checkpoint by its keys; one it does not know is a model newer
     # than the installed release (or its model config).
     r"|cannot detect the model type"
+    # torchvision's or another extension's compiled ops built against another torch.
+    r"|No such operator \w+::\w+|Couldn't load custom C\+\+ ops"
+    # xformers' own warning: its wheel was built for another torch/CUDA than the installed one.
+    r"|xFormers (?:was built for|can't load C\+\+/CUDA extensions)"
+    # protobuf 4+ refusing code generated for protobuf 3 (or the reverse).
+    r"|Descriptors cannot be created directly|your generated code is out of date"
+    # transformers older than the model's tokenizer or config class.
+    r"|Tokenizer class \w+ does not exist or is not currently imported|Unrecognized configuration class"
+    r"|(?:requires|needs) (?:a )?newer version|newer version of [\w.-]+ is required"
+    r"|(?:was|were|has been|have been) (?:deprecated and )?removed in (?:the )?(?:[\w.-]+ )?v?\d"
+    r"|requires (?:pytorch|xformers|numpy|gradio|safetensors|tokenizers|triton|bitsandbytes|comfyui)\s*(?:version\s*)?"
+    r"(?:[>=]|v?\d)"
     r"|requires `?(?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)`?\s*`?v?\d+(?:\.\d+)+`?"
     r"\s*or (?:higher|newer|later|above)")
 _INVALID = Phrases(
@@ -156,7 +174,15 @@ _INVALID = Phrases(
     r"|Input is in incorrect format|Invalid image type|image must be passed and be one of"
     r"|is not supported by this node|shape '\[[\d, ]+\]' is invalid for input of size"
     # PIL's fromarray got an array it cannot map to an image (float frames, odd channel counts).
-    r"|Cannot handle this data type")
+    r"|Cannot handle this data type"
+    # Pillow cannot save this mode in that format (RGBA as JPEG).
+    r"|cannot write mode \w+ as \w+|Unsupported (?:image|video) (?:type|format|mode)"
+    r"|(?:could not|cannot|can't|unable to|failed to) (?:open|read|load|decode) (?:the )?(?:input )?(?:video|image)"
+    r"(?: file)?\b"
+    # torch's interpolate asked for an empty output (an image or size of zero).
+    r"|Input and output sizes should be greater than 0"
+    r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
+    r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -280,6 +306,9 @@ _MODEL_NODE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*)?(?:ClipVisionEncode|CLIPVisio
                          r"|VideoDecode|VideoEncode|Sampler)\b")
 
 
+_WEIGHTS_ONLY = Phrases(r"Weights only load failed|WeightsUnpickler error|Unsupported global: GLOBAL")
+
+
 def _loading(err: ParsedError, text: str) -> Finding | None:
     if _NO_CLIP.search(text) and (any(_CORE_NODES.search(f.path) for f in err.frames[-1:]) or (
             not err.frames and re.search(r"\bCLIPTextEncode\b", text))):
@@ -295,6 +324,11 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
     if m:
         return Finding("component_missing", "model_index.json names a class diffusers cannot load",
                        {"unloadable_class": m["path"].rsplit(".", 1)[-1]})
+    if _WEIGHTS_ONLY.search(text):
+        # torch 2.6 made torch.load(weights_only=True) the default: a checkpoint pickled with
+        # other objects (numpy scalars, argparse) loads with the code's torch, not this one.
+        return Finding("version_mismatch", "this torch (2.6+) loads checkpoints weights-only by default; the code "
+                       "that loads this file was written for an older torch")
     if _CORRUPT.search(text):
         facts: dict[str, str | int | float] = {}
         m = re.search(r"(?:checkpoint file|config file at|file) (?:for )?['\"]([^'\"]+)['\"]", text, _I)
@@ -403,6 +437,9 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         pkg = pip["pkg"] if pip else next(g for g in m.groups() if g)
         return Finding("missing_dependency", "a package the pipeline needs is not installed",
                        {"missing_package": _pip_name(pkg)})
+    if _DLL_MISMATCH.search(text):
+        # (The DLL is there; "the specified module could not be found" is the missing one.)
+        return Finding("version_mismatch", "a compiled library was built against another release of a DLL it loads")
     if _DEP_MISC.search(text):
         facts = {}
         if re.search(r"ffmpeg|backend to open \S*\.(?:mp4|mov|avi|mkv|webm|gif)\b", text, _I):

@@ -20,7 +20,10 @@ _ENCODE_FUNC = re.compile(r"^_?(?:tiled_|spatial_tiled_|temporal_tiled_|single_)
                           r"|_images?)?$|^encode_first_stage$"
                           r"|^retrieve_latents$", _I)
 _TEXT_FUNC = re.compile(r"^_?(?:encode_prompt|get_t5_prompt_embeds|get_\w*prompt_embeds|encode_text|text_encode"
-                        r"|encode_from_tokens\w*|encode_token_weights|get_text_embed\w*|encode_image)$", _I)
+                        r"|encode_from_tokens\w*|encode_token_weights|get_text_embed\w*|encode_image"
+                        # encode_prompts, _encode_prompt_with_t5, encode_text_prompt, get_text_features,
+                        # process_prompt: a prompt (or a list of them) going through the text encoder.
+                        r"|encode_prompts?_\w+|encode_prompts|encode_text_\w+|get_text_features|process_prompts?)$", _I)
 _TEXT_PATH = re.compile(r"/transformers/models/(?:umt5|t5|mt5|clip|xlm_roberta|siglip\w*|llama|qwen\w*|gemma\w*)/"
                         r"|/modules/t5\.py$|/modules/clip\.py$|/text_encoders/|/comfy/sd1_clip\.py$|/clip_model\.py$"
                         # DiffSynth-Studio: its UMT5 (wan_video_text_encoder.py) and the prompters
@@ -90,6 +93,15 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if _TOKENIZE_PATH.search(path) and _TOKENIZE_FUNC.match(name) or _PROMPT_CLEAN_FUNC.match(name):
         # Tokenizing or cleaning the prompt is the first step of encoding it.
         return "text_encode", STRONG
+    if _TOKENIZER_FILE.search(path) and _TOKENIZER_BUILD.match(name) or (
+            name == "__init__" and _MODEL_TOKENIZER_FILE.search(path)):
+        # A tokenizer being built from its files (T5Tokenizer.__init__ -> get_spm_processor,
+        # PreTrainedTokenizerBase._from_pretrained, the slow-to-fast conversion): a load.
+        return "load", STRONG
+    if _LORA_LOAD_FUNC.match(name) or (_LORA_PATH.search(path) and not _WRAPPER_PATH.search(path)):
+        # A LoRA read and merged into the model (diffusers' loaders, peft's adapter injection,
+        # ComfyUI's comfy/lora.py key mapping) is part of setting the model up.
+        return "load", STRONG if _LORA_LOAD_FUNC.match(name) else WEAK
     if _PRE_FUNC.match(name) and not _WRAPPER_PATH.search(path):
         return "preprocess", STRONG
     if name == "prepare_latents" and re.search(r"\bimage\b|\bvideo\b", frame.code) and not re.search(
@@ -148,6 +160,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # Wan2GP's mmgp reads a checkpoint from disk in these (fast_load_transformers_model,
         # load_model_data): the model is being loaded, not moved.
         return "load", WEAK
+    if _MOVE_FUNC.match(name) and not _LIBRARY_PATH.search(path):
+        # An app's own helper that moves a model between devices (Wan2GP, the wrappers' offloaders).
+        return "to_device", WEAK
     if "/mmgp/" in path or (_LOAD_FUNC.match(name) and _ONTO_DEVICE.search(name)):
         # Offloaders "load" weights onto the GPU during a stage: that is a move, not a load.
         return "to_device", WEAK
@@ -216,6 +231,20 @@ _MMGP_READ = re.compile(r"^(?:fast_load\w*|load_model_data|_get_model|load_file|
 # transformers' tokenizers and the original Wan code's: called on the prompt, not while loading.
 _TOKENIZE_PATH = re.compile(r"/transformers/tokenization_\w+\.py$|/transformers/models/\w+/tokenization_\w+\.py$"
                             r"|/modules/tokenizers\.py$|/tokenizers/", _I)
+_TOKENIZER_FILE = re.compile(r"/transformers/tokenization_\w+\.py$|/transformers/models/\w+/tokenization_\w+\.py$"
+                             r"|/transformers/convert_slow_tokenizer\.py$")
+# (Only a model's own tokenizer class is built in its __init__; tokenization_utils_base.py's
+# __init__ frames are BatchEncoding's, made for each tokenized prompt.)
+_MODEL_TOKENIZER_FILE = re.compile(r"/transformers/models/\w+/tokenization_\w+\.py$")
+_TOKENIZER_BUILD = re.compile(r"^(?:_?from_pretrained|get_spm_processor|load_vocab\w*|_?load\w*"
+                              r"|converted|convert_slow_tokenizer|_?get_vocab_from_file)$")
+_LORA_LOAD_FUNC = re.compile(r"^(?:load_lora\w*|lora_state_dict|fuse_lora\w*|set_adapters?|load_adapter|inject_adapter\w*"
+                             r"|_convert_\w*lora\w*|convert_\w*lora\w*|model_lora_keys\w*)$")
+_LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
+                        r"|/comfy/lora\w*\.py$")
+# An app's own "move this model over there" helpers (not torch's .to or a library's internals).
+_MOVE_FUNC = re.compile(r"^(?:move_\w*(?:model|module|pipe|weights|device|gpu|cuda|cpu)\w*|\w*_to_(?:device|gpu|cuda)"
+                        r"|(?:model|pipe|module)s?_to_\w+|offload_\w+|unload_\w*(?:model|pipe)\w*)$")
 _TOKENIZE_FUNC = re.compile(r"^(?:__call__|_?call_one|encode|encode_plus|_?batch_encode_plus|_?encode_plus|tokenize"
                             r"|_tokenize|convert_tokens_to_ids|pad)$")
 # diffusers' Wan pipelines clean the prompt (ftfy, html, whitespace) before the T5 encoder sees it.
@@ -294,6 +323,10 @@ _PHASES = [
     # words after "Loading" would otherwise place in the stage that part runs in.
     (re.compile(r"^\W{0,3}(?:\S+\s+-\s+|[\w.:]+:(?:\w+:)*)?\s*loading\s+(?:the\s+)?['\"]?(?:text[ _]?encoders?|t5|umt5|\w*T5\w*"
                 r"|clip\w*|vae|image[ _]encoder|tokenizer|lora)\b", _I), "load"),
+    # "Resizing image to 832x480", "Loading input video ...", "Preprocessing the reference images".
+    (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
+                r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
+                r"(?!\s*(?:encoder|model|processor))", _I), "preprocess"),
     (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
