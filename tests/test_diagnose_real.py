@@ -298,6 +298,13 @@ def test_categories_from_bare_lines(text, category, stage):
     ("RuntimeError: Input and output sizes should be greater than 0, but got input (H: 0, W: 0) output "
      "(H: 0, W: 0)", "invalid_input"),
     ("ValueError: num_inference_steps must be a positive integer", "invalid_input"),
+    # transformers' quantizers and other "your release is behind" wordings
+    ("ImportError: Using `bitsandbytes` 4-bit quantization requires the latest version of bitsandbytes",
+     "version_mismatch"),
+    ("ValueError: fp8 weights are only supported from version 2.1 of this node pack", "version_mismatch"),
+    ("RuntimeError: set_timesteps(sigmas=...) was added in v0.30.0 of diffusers", "version_mismatch"),
+    ("Your ComfyUI is outdated, this node will not work", "version_mismatch"),
+    ("RuntimeError: Update transformers to the latest version to load this model", "version_mismatch"),
 ])
 def test_library_wordings(text, category):
     assert diagnose(text).category == category, diagnose(text).to_text()
@@ -354,6 +361,21 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
     ("Resizing input image to 832x480\nTraceback (most recent call last):\n  File \"/a/b.py\", line 1, in x\n"
      "    y()\nRuntimeError: something failed", "preprocess"),
     ("Loading image encoder ...\nRuntimeError: something failed", "load"),
+    # SD.Next's log line before the error
+    ("12:00:01-123 INFO     Load model: /models/Wan2.1-T2V-1.3B\nRuntimeError: something failed", "load"),
+    # kijai's text encode node calling its T5 on the prompts
+    (_tb((f"{_COMFY}/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "process",
+          "context = encoder(positive_prompts, device)"), last="RuntimeError: something failed"), "text_encode"),
+    # DiffSynth-Studio setting up its offloading
+    (_tb(("/x/DiffSynth-Studio/diffsynth/pipelines/wan_video_new.py", "enable_vram_management",
+          "enable_vram_management(self.dit, module_map=module_map)"), last="RuntimeError: something failed"),
+     "to_device"),
+    # a quantizer checking the environment inside from_pretrained; a GGUF file being read
+    (_tb((f"{_SITE}/transformers/quantizers/quantizer_bnb_4bit.py", "validate_environment", "raise ImportError(msg)"),
+         last="ImportError: something is missing"), "load"),
+    (_tb((f"{_COMFY}/custom_nodes/ComfyUI-GGUF/loader.py", "gguf_sd_loader", "reader = gguf.GGUFReader(path)"),
+         (f"{_SITE}/gguf/gguf_reader.py", "__init__", "self._build_tensors(offs, tensors_fields)"),
+         last="ValueError: something failed"), "load"),
 ])
 def test_stages_from_library_frames_and_logs(text, stage):
     d = diagnose(text)

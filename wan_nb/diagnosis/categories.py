@@ -158,7 +158,10 @@ _VERSION = Phrases(
     r"|Descriptors cannot be created directly|your generated code is out of date"
     # transformers older than the model's tokenizer or config class.
     r"|Tokenizer class \w+ does not exist or is not currently imported|Unrecognized configuration class"
-    r"|(?:requires|needs) (?:a )?newer version|newer version of [\w.-]+ is required"
+    r"|(?:requires|needs) (?:a |the )?(?:newer|latest) version|newer version of [\w.-]+ is required"
+    r"|(?:is|are) (?:only )?(?:supported|available) (?:from|since|starting (?:from|with)) (?:version |v)?\d"
+    r"|(?:introduced|added) in (?:version |v)\d+\.\d+|\bis outdated\b"
+    r"|update (?:your )?[\w-]+ to (?:the )?(?:latest|newest|v?\d)"
     r"|(?:was|were|has been|have been) (?:deprecated and )?removed in (?:the )?(?:[\w.-]+ )?v?\d"
     r"|requires (?:pytorch|xformers|numpy|gradio|safetensors|tokenizers|triton|bitsandbytes|comfyui)\s*(?:version\s*)?"
     r"(?:[>=]|v?\d)"

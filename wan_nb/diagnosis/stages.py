@@ -48,7 +48,8 @@ _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_vi
                         r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
 _LOAD_FUNC = re.compile(r"^(?:from_pretrained|from_single_file|from_config|load_sub_model|_?load\w*|\w*_load_\w*"
                         r"|\w*_load|safe_open|hf_hub_download|snapshot_download|cached_file\w*|get_checkpoint_shard_files"
-                        r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model)$",
+                        r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model"
+                        r"|\w*_loader)$",
                         _I)
 # Functions that read weights or configs from disk or the hub.
 _DISK_LOAD_FUNC = re.compile(
@@ -58,6 +59,8 @@ _DISK_LOAD_FUNC = re.compile(
     r"|snapshot_download|cached_files?|get_checkpoint_shard_files|_get_model_file|download|_legacy_load|load_config"
     r"|_dict_from_json_file|_fetch\w*|load_custom_node|load_pipeline\w*)$", _I)
 _DEVICE_FUNC = re.compile(r"^(?:to|cuda|xpu|mps|_apply|convert|enable_model_cpu_offload|enable_sequential_cpu_offload"
+                          # DiffSynth-Studio's offloading set-up
+                          r"|enable_vram_management\w*"
                           r"|enable_group_offload|apply_group_offloading|cpu_offload\w*|dispatch_model"
                           r"|load_models_gpu|model_load|partially_load|load_model_gpu)$", _I)
 _CODE_RULES = [
@@ -68,7 +71,9 @@ _CODE_RULES = [
                 r"\bsample(?:_\w+)?\(|\bsampler\.|\bpredict_with_cfg\(|\bnoise_pred\w*\b[^=\n]*=", _I), "denoise"),
     # (wan/image2video.py encodes the start image with its CLIP: self.clip.visual([img[:, None, :, :]]).)
     (re.compile(r"\btext_encoder(?:_2)?\(|encode_prompt\(|\bencode_image\(|\bclip\.encode|\bself\.text_encoder\."
-                r"|\bclip\.visual\(", _I), "text_encode"),
+                r"|\bclip\.visual\("
+                # kijai's WanVideoTextEncode: context = encoder(positive_prompts, device); T5 calls on prompts.
+                r"|\b(?:t5|umt5|te|encoder|text_model)\(\s*\[?\s*\w*prompts?\b", _I), "text_encode"),
     # diffusers' pipelines call video_processor.preprocess(image, ...) on the input image and
     # video_processor.postprocess_video(video) on the output: the method says which end it is.
     (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
@@ -98,6 +103,10 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # A tokenizer being built from its files (T5Tokenizer.__init__ -> get_spm_processor,
         # PreTrainedTokenizerBase._from_pretrained, the slow-to-fast conversion): a load.
         return "load", STRONG
+    if _QUANT_LOAD_PATH.search(path):
+        # transformers'/diffusers' quantizers check the environment and convert the layers
+        # inside from_pretrained; a GGUF file is read by the gguf package: all while loading.
+        return "load", WEAK
     if _LORA_LOAD_FUNC.match(name) or (_LORA_PATH.search(path) and not _WRAPPER_PATH.search(path)):
         # A LoRA read and merged into the model (diffusers' loaders, peft's adapter injection,
         # ComfyUI's comfy/lora.py key mapping) is part of setting the model up.
@@ -154,7 +163,7 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if path.endswith("/comfy/model_patcher.py") and _PATCHER_MOVE.match(name):
         # ModelPatcher places (and patches) the weights on the device before a model runs.
         return "to_device", WEAK
-    if _DEVICE_FUNC.match(name) and ("model_management" in path or "offload" in name or "dispatch" in name):
+    if _DEVICE_FUNC.match(name) and ("model_management" in path or re.search(r"offload|dispatch|vram", name)):
         return "to_device", WEAK if "model_management" in path else STRONG
     if "/mmgp/" in path and _MMGP_READ.match(name):
         # Wan2GP's mmgp reads a checkpoint from disk in these (fast_load_transformers_model,
@@ -240,6 +249,7 @@ _TOKENIZER_BUILD = re.compile(r"^(?:_?from_pretrained|get_spm_processor|load_voc
                               r"|converted|convert_slow_tokenizer|_?get_vocab_from_file)$")
 _LORA_LOAD_FUNC = re.compile(r"^(?:load_lora\w*|lora_state_dict|fuse_lora\w*|set_adapters?|load_adapter|inject_adapter\w*"
                              r"|_convert_\w*lora\w*|convert_\w*lora\w*|model_lora_keys\w*)$")
+_QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$")
 _LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
                         r"|/comfy/lora\w*\.py$")
 # An app's own "move this model over there" helpers (not torch's .to or a library's internals).
@@ -338,6 +348,8 @@ _PHASES = [
     (re.compile(r"\bmodel move\b|\bmoving (?:the )?(?:model|pipeline|weights|modules?)\b[^\n]{0,30}"
                 r"\b(?:to|onto) (?:the )?(?:cuda|gpu|device|mps|xpu)", _I), "to_device"),
     (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+                # SD.Next's log: "Load model: /models/...", "Load network: ..."
+                r"|(?-i:\bLoad (?:model|pipeline|network|module)s?:)"
                 r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
 ]
