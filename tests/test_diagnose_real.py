@@ -298,6 +298,11 @@ def test_categories_from_bare_lines(text, category, stage):
     ("RuntimeError: Input and output sizes should be greater than 0, but got input (H: 0, W: 0) output "
      "(H: 0, W: 0)", "invalid_input"),
     ("ValueError: num_inference_steps must be a positive integer", "invalid_input"),
+    # a skip connection one row short: an odd size halved by the U-Net (not a channel count)
+    ("RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 68 but got size 67 for "
+     "tensor number 1 in the list.", "invalid_input"),
+    ("RuntimeError: The size of tensor a (31) must match the size of tensor b (30) at non-singleton dimension 3",
+     "invalid_input"),
     # transformers' quantizers and other "your release is behind" wordings
     ("ImportError: Using `bitsandbytes` 4-bit quantization requires the latest version of bitsandbytes",
      "version_mismatch"),

@@ -545,6 +545,16 @@ def channel_mismatch(text: str) -> tuple[int, int] | None:
     return None
 
 
+def off_by_one_size(text: str) -> tuple[int, int] | None:
+    """Two tensors whose sizes differ by exactly one (both past channel counts such as RGB/RGBA)."""
+    m = _SIZE_PAIR.search(text)
+    if m:
+        a, b = (int(m[1]), int(m[2])) if m[1] else (int(m[3]), int(m[4]))
+        if abs(a - b) == 1 and min(a, b) >= 5:
+            return a, b
+    return None
+
+
 _MISSING_TENSOR = re.compile(r"(?:KeyError: |^)['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
 _LOADING_FRAME = re.compile(r"\bload\w*|__init__|state_dict\[|sd\[", _I)
 
@@ -613,6 +623,13 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         # RGBA (4) or greyscale (1) pixels where the model takes RGB (3).
         return Finding("invalid_input", "the image has the wrong number of colour channels (RGBA or greyscale for RGB)",
                        {"expected_channels": channels[0], "got_channels": channels[1]})
+    odd = off_by_one_size(text)
+    if odd:
+        # 340 against 339, 15 against 14: a U-Net or a patchify halved an odd size and the skip
+        # connection (or the un-patchify) no longer lines up: the input's height, width or
+        # frame count is not a multiple of what the model divides it by.
+        return Finding("invalid_input", "the input's size is not a multiple of what the model downsamples it by "
+                       "(two feature maps differ by one)", {"sizes": f"{odd[0]}, {odd[1]}"})
     latents = latent_channel_mismatch(text)
     if latents:
         return Finding("invalid_input", "the model's input layer takes another number of latent channels than it got: "
