@@ -315,6 +315,18 @@ def test_library_wordings(text, category):
     assert diagnose(text).category == category, diagnose(text).to_text()
 
 
+def test_comfyui_core_objects_lacking_what_a_node_pack_calls_are_out_of_step():
+    pack = _tb((f"{_COMFY}/execution.py", "get_output_data", "return_values = map_node_over_list(obj)"),
+               (f"{_COMFY}/custom_nodes/SomePack/nodes.py", "patch", "m = model.get_wrapper_x()"),
+               last="AttributeError: 'ModelPatcher' object has no attribute 'get_wrapper_x'")
+    windows = pack.replace("/home/u/ComfyUI/", "E:\\ComfyUI\\").replace("/", "\\")
+    own = _tb(("/home/u/train.py", "<module>", "main()"), ("/home/u/mylib/train.py", "main", "x = model.vae.get_x()"),
+              last="AttributeError: 'VAE' object has no attribute 'get_x'")
+    assert diagnose(pack).category == "version_mismatch"
+    assert diagnose(windows).category == "version_mismatch"
+    assert diagnose(own).category != "version_mismatch"  # a class of one's own that happens to be called VAE
+
+
 def test_a_latent_channel_mismatch_says_which_model_to_load():
     d = diagnose("Given groups=1, weight of size [3072, 32, 2, 2], expected input[13, 16, 60, 90] to have 32 channels, "
                  "but got 16 channels instead")

@@ -555,6 +555,13 @@ def off_by_one_size(text: str) -> tuple[int, int] | None:
     return None
 
 
+# ComfyUI's core classes (comfy/model_patcher.py, sd.py, model_base.py, model_sampling.py,
+# samplers.py, latent_formats.py, controlnet.py, clip_vision.py) that node packs are written against.
+_COMFY_CORE_CLASS = re.compile(r"ModelPatcher\w*|CLIP|VAE|ModelSampling\w*|CFGGuider|Guider_\w+|KSAMPLER|KSampler"
+                               r"|LatentFormat|WAN2\d\w*|ControlNet\w*|ClipVisionModel|BaseModel|LoadedModel")
+_IN_COMFYUI = re.compile(r"/custom_nodes/|[/\\]comfy[/\\]|\bComfyUI\b|!!! Exception during processing", _I)
+
+
 _MISSING_TENSOR = re.compile(r"(?:KeyError: |^)['\"]([\w.]+\.(?:weight|bias|scale|scale_weight))['\"]")
 _LOADING_FRAME = re.compile(r"\bload\w*|__init__|state_dict\[|sd\[", _I)
 
@@ -646,6 +653,12 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     if m and looks_like_library_object(m["obj"]):
         return Finding("version_mismatch", "the installed library's object lacks this attribute",
                        {"missing_attribute": m["name"], "object": m["obj"]})
+    if m and _COMFY_CORE_CLASS.fullmatch(m["obj"]) and (
+            _IN_COMFYUI.search(text) or any(_IN_COMFYUI.search(f.path) for f in err.frames)):
+        # ComfyUI's own classes (its ModelPatcher, CLIP, VAE, model_base models, samplers) lacking
+        # what a node pack calls on them: the pack and the installed ComfyUI are of other releases.
+        return Finding("version_mismatch", "ComfyUI's object lacks what a node pack uses (ComfyUI and the pack are "
+                       "out of step)", {"missing_attribute": m["name"], "object": m["obj"]})
     if _VERSION.search(text) and not ((_OBJECT_NO_ATTR.search(text) or _WRONG_TYPE_ATTR.search(text))
                                       and "has no attribute" in text):
         # (A plain Python or NumPy value lacking an attribute says the value is of the wrong type,
