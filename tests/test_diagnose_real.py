@@ -298,6 +298,14 @@ def test_categories_from_bare_lines(text, category, stage):
     ("RuntimeError: Input and output sizes should be greater than 0, but got input (H: 0, W: 0) output "
      "(H: 0, W: 0)", "invalid_input"),
     ("ValueError: num_inference_steps must be a positive integer", "invalid_input"),
+    # FlashAttention: Ampere/Hopper kernels only; half precision only
+    ("RuntimeError: Expected is_sm90 || is_sm8x to be true, but got false.", "accelerator_unavailable"),
+    ("RuntimeError: FlashAttention only support fp16 and bf16 data type", "dtype_mismatch"),
+    # triton compiling its kernels with the system's C compiler
+    ("RuntimeError: Failed to find C compiler. Please specify via CC environment variable.", "missing_dependency"),
+    # the hub unreachable while a model file is fetched
+    ("requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
+     "exceeded with url: /Wan-AI/Wan2.1-T2V-1.3B-Diffusers/resolve/main/model_index.json", "component_missing"),
     # a skip connection one row short: an odd size halved by the U-Net (not a channel count)
     ("RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 68 but got size 67 for "
      "tensor number 1 in the list.", "invalid_input"),

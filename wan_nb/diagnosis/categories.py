@@ -52,7 +52,9 @@ _UNAVAILABLE = Phrases(
     r"|(?:GPU|CUDA|accelerator) (?:device )?(?:was )?not (?:found|detected)|only supports \w+ GPUs"
     # cudaErrorNotSupported: the GPU, driver or VM lacks a feature torch asked for (ComfyUI's
     # default cudaMallocAsync allocator on older cards and some VMs): unsupported, not a fault.
-    r"|CUDA error: operation not supported|cudaErrorNotSupported")
+    r"|CUDA error: operation not supported|cudaErrorNotSupported"
+    # FlashAttention's kernels exist for Ampere (sm8x) and Hopper (sm90) only.
+    r"|Expected is_sm\d+\w*(?: \|\| is_sm\d+\w*)* to be true")
 _FAULT = Phrases(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
@@ -75,7 +77,9 @@ _DTYPE = Phrases(
     r"|same dtype|dtype mismatch|can't be cast to the desired output type|Unsupported dtype|promote(?:d)? dtype"
     r"|expected (?:both|all) \w+ to have (?:the )?same dtype|should have the same dtype|unsupported scalar type"
     r"|Expected (?:query|key|value)[^\n]*dtype"
-    r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported")
+    r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported"
+    # FlashAttention and other fused kernels take half precision only.
+    r"|only supports? (?:fp16|half|bf16)(?: and | or |/)(?:fp16|half|bf16)")
 _CORRUPT = Phrases(
     r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
@@ -107,6 +111,8 @@ _COMPONENT_MISSING = Phrases(
     r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
     r"|offline mode"
+    # The hub was unreachable while a file of the model was fetched.
+    r"|Max retries exceeded with url: /(?:api/models/)?[\w.-]+/[\w.-]+/(?:resolve|revision|tree)/"
     # huggingface_hub: a path that is no folder here is read as a repo id, and that id is invalid.
     r"|Incorrect path_or_model_id|Repo id must (?:be in the form|use alphanumeric)|HFValidationError"
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
@@ -127,7 +133,9 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 r"|could not be found)|No ffmpeg exe could be found|Need ffmpeg exe"
                 r"|FLASH_ATTN_2_AVAILABLE|DLL load failed|cannot open shared object file|Library not loaded"
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
-                r"|packages? that (?:were|was) not found")
+                r"|packages? that (?:were|was) not found"
+                # triton compiles its kernels with the system's C compiler.
+                r"|Failed to find C compiler")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
