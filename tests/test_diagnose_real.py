@@ -386,6 +386,22 @@ def test_none_inside_a_node_packs_own_code_stays_the_packs():
     ("Resizing input image to 832x480\nTraceback (most recent call last):\n  File \"/a/b.py\", line 1, in x\n"
      "    y()\nRuntimeError: something failed", "preprocess"),
     ("Loading image encoder ...\nRuntimeError: something failed", "load"),
+    # an app resizing or resampling its input (Wan2GP's helpers)
+    (_tb(("/a/Wan2GP/wgp.py", "generate_video", "frames = get_resampled_video(video_guide, start, max_frames)"),
+         ("/a/Wan2GP/wgp.py", "get_resampled_video", "frames = reader.get_batch(frame_nos)"),
+         last="RuntimeError: something failed"), "preprocess"),
+    (_tb(("/a/app/run.py", "main", "img = resize_lanczos(img, h, w)"),
+         ("/a/app/utils.py", "resize_lanczos", "return img.resize((w, h))"),
+         last="ValueError: something failed"), "preprocess"),
+    # bitsandbytes quantizing its layers as they move onto the GPU
+    (_tb(("/home/u/run.py", "<module>", "run(pipe)"),
+         (f"{_SITE}/bitsandbytes/nn/modules.py", "_quantize", "w_4bit, quant_state = bnb.functional.quantize_4bit(w)"),
+         last="RuntimeError: something failed"), "to_device"),
+    # diffusers converting a single-file checkpoint; transformers swapping in quantized layers
+    (_tb((f"{_SITE}/diffusers/loaders/single_file_utils.py", "convert_wan_transformer_to_diffusers",
+          "converted_state_dict[new_key] = checkpoint.pop(key)"), last="KeyError: 'head.head.weight'"), "load"),
+    (_tb((f"{_SITE}/transformers/integrations/bitsandbytes.py", "replace_with_bnb_linear",
+          "model = _replace_with_bnb_linear(model)"), last="RuntimeError: something failed"), "load"),
     # SD.Next's log line before the error
     ("12:00:01-123 INFO     Load model: /models/Wan2.1-T2V-1.3B\nRuntimeError: something failed", "load"),
     # kijai's text encode node calling its T5 on the prompts

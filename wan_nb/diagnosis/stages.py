@@ -42,7 +42,12 @@ _WEAK_DENOISE_PATH = re.compile(r"/diffusers/models/attention\w*\.py$|/attention
                                 r"|xformers", _I)
 _PRE_FUNC = re.compile(r"^(?:preprocess(?:_\w+)?|_preprocess\w*|prepare_image\w*|prepare_source"
                        r"|prepare_video\w*|load_image|load_video|resize_image\w*|resize_and_crop\w*|center_crop\w*"
-                       r"|get_pixel_values|expand2square)$", _I)
+                       r"|get_pixel_values|expand2square"
+                       # Wan2GP's and the apps' own input preparation (resize_lanczos, get_resampled_video,
+                       # calculate_new_dimensions, prepare_video_guide_and_mask, fit_image_into_canvas).
+                       r"|resize_(?:image|video|frame|img|lanczos|crop|and_\w+)\w*|get_resampled_video\w*"
+                       r"|calculate_new_dimensions|convert_image\w*|prepare_\w*(?:guide|mask|ref|control)\w*"
+                       r"|fit_image_into\w*|rescale_image\w*|process_images?_\w+)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
 _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
                         r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
@@ -103,6 +108,13 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # A tokenizer being built from its files (T5Tokenizer.__init__ -> get_spm_processor,
         # PreTrainedTokenizerBase._from_pretrained, the slow-to-fast conversion): a load.
         return "load", STRONG
+    if _BNB_MODULES.search(path) and name in ("to", "cuda", "_quantize", "xpu"):
+        # bitsandbytes quantizes its layers as they are moved onto the GPU.
+        return "to_device", WEAK
+    if _LOADING_FILE.search(path):
+        # diffusers' single-file conversion and shard loading, transformers' quantization and
+        # empty-weights integrations: code that only runs while a model is loaded.
+        return "load", STRONG if _DISK_LOAD_FUNC.match(name) else WEAK
     if _QUANT_LOAD_PATH.search(path):
         # transformers'/diffusers' quantizers check the environment and convert the layers
         # inside from_pretrained; a GGUF file is read by the gguf package: all while loading.
@@ -249,6 +261,10 @@ _TOKENIZER_BUILD = re.compile(r"^(?:_?from_pretrained|get_spm_processor|load_voc
                               r"|converted|convert_slow_tokenizer|_?get_vocab_from_file)$")
 _LORA_LOAD_FUNC = re.compile(r"^(?:load_lora\w*|lora_state_dict|fuse_lora\w*|set_adapters?|load_adapter|inject_adapter\w*"
                              r"|_convert_\w*lora\w*|convert_\w*lora\w*|model_lora_keys\w*)$")
+_BNB_MODULES = re.compile(r"/bitsandbytes/nn/modules\.py$")
+_LOADING_FILE = re.compile(r"/diffusers/loaders/single_file\w*\.py$|/diffusers/models/model_loading_utils\.py$"
+                           r"|/transformers/integrations/(?:bitsandbytes|accelerate|ggml|finegrained_fp8|quanto|torchao"
+                           r"|hqq|awq|gptq|fbgemm_fp8|bitnet)\w*\.py$")
 _QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$")
 _LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
                         r"|/comfy/lora\w*\.py$")
