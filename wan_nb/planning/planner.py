@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -429,8 +428,6 @@ def _reason(strategy: Strategy, stage: str, fit: str, peak: int | None, availabl
 # -- checks at entry and the device --------------------------------------------------------
 # Pipelines whose frame count comes from the input video, not from num_frames.
 _INPUT_VIDEO_PIPELINES = frozenset({"WanVideoToVideoPipeline", "WanVACEPipeline"})
-# A frame in the image-context projection of an I2V transformer (a fixed-size image embedding).
-_IMAGE_CONTEXT = re.compile(r"ImageEmbedding|image_embedder", re.I)
 
 
 def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> str | None:
@@ -443,13 +440,13 @@ def _cannot_change(strategy: Any, stage: str, report: Any, diagnosis: Any) -> st
     if not any(m.name == "fewer_frames" for m in strategy.members):
         return None
     evidence = getattr(diagnosis, "evidence", None) or {}
-    where = str(evidence.get("frame", ""))
     pipeline = _pipeline_class(report)
     if stage == "preprocess":
         return "cannot change the failing allocation: it is in the input's preprocessing, which the input fixes"
     if stage == "vae_encode" and pipeline in _INPUT_VIDEO_PIPELINES:
         return f"cannot change the failing allocation: {pipeline} takes its frame count from the input video"
-    if evidence.get("allocation_in") == "image_context" or _IMAGE_CONTEXT.search(where):
+    # The diagnosis reads the frames and says where the allocation was (wan_nb.diagnosis.core).
+    if evidence.get("allocation_in") == "image_context":
         return ("cannot change the failing allocation: it is in the image-context projection, "
                 "whose size does not depend on the frames")
     return None

@@ -345,8 +345,7 @@ class Strategy:
         fill = {"pipe": pipe, "prompt": call.arguments.get("prompt") or "None",
                 "negative_prompt": call.arguments.get("negative_prompt") or "None"}
         body: list[str] = []
-        frees = reload
-        if frees:
+        if reload:
             # The pipeline in memory (the user's, or the one the recovery left bound) would
             # otherwise stay alive beside the new one until the load returns.
             body += [f"{pipe} = None  # free the pipeline in memory before loading it again", "gc.collect()"]
@@ -366,7 +365,7 @@ class Strategy:
         lines += [f"# {note}" for note in code.notes]
         if call.unresolved:
             lines.append(f"# {', '.join(call.unresolved)}: no name in the notebook holds the value passed; put yours there.")
-        imports = ["import gc"] if frees else []
+        imports = ["import gc"] if reload else []
         imports += ["import torch"] if "torch." in text else []
         load_class = call.load_class or cls
         if reload and load_class.isidentifier():
