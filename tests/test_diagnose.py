@@ -592,6 +592,7 @@ def test_phrase_lists_answer_as_their_case_blind_patterns_do():
              if p.stem not in held_out]
     texts += ["CUDA OUT OF MEMORY", "Can't Load Tokenizer", "İstanbul: HeaderTooLarge", "",
               "DLL load failed: The Specified Procedure Could Not Be Found.", "Weights Only Load Failed."]
+    texts += _check_inputs_messages()
     assert len(texts) > 300
     for name, fast in phrases.items():
         slow = re.compile(fast.pattern, re.IGNORECASE | fast.flags)
@@ -600,3 +601,75 @@ def test_phrase_lists_answer_as_their_case_blind_patterns_do():
             assert fast.search(text) == (slow.search(text) is not None), (name, text[:200])
             hits += fast.search(text)
         assert hits, f"{name} matched nothing: the check would not see a difference"
+
+
+# --- the pipelines' own argument checks ------------------------------------------------------------
+
+_VIDEO_PIPELINES = ("wan", "cogvideo", "ltx", "hunyuan_video", "mochi", "skyreels_v2", "allegro", "latte",
+                    "animatediff", "easyanimate")
+
+
+def _check_inputs_messages() -> list[str]:
+    """Every message a ``check_inputs`` of the installed diffusers' video pipelines raises, as
+    ``Type: message`` with its ``{...}`` fields filled by a number (read from the sources: the
+    library's wording, not ours)."""
+    import ast
+
+    import diffusers
+
+    def render(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            return "".join(str(v.value) if isinstance(v, ast.Constant) else "7" for v in node.values)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = render(node.left), render(node.right)
+            return None if left is None or right is None else left + right
+        return None
+
+    root = Path(diffusers.__file__).parent / "pipelines"
+    messages = set()
+    for folder in _VIDEO_PIPELINES:
+        for source in sorted((root / folder).rglob("*.py")):
+            for fn in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if not (isinstance(fn, ast.FunctionDef) and fn.name == "check_inputs"):
+                    continue
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                        text = render(node.exc.args[0])
+                        if text is not None:
+                            messages.add(f"{getattr(node.exc.func, 'id', 'ValueError')}: {text}")
+    return sorted(messages)
+
+
+def test_every_argument_check_of_the_video_pipelines_is_invalid_input():
+    messages = _check_inputs_messages()
+    assert len(messages) > 60  # the installed diffusers' Wan, CogVideoX, LTX, Hunyuan, ... pipelines
+    wrong = {m: diagnose(m).category for m in messages}
+    # A call on a pipeline built without a component it needs names the component, not an argument.
+    wrong = {m: c for m, c in wrong.items()
+             if c != ("component_missing" if "component must be set" in m else "invalid_input")}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("call", [
+    {"height": 20},                                             # not a multiple of 16
+    {"prompt_embeds": "both"},                                  # both prompt and prompt_embeds
+    {"prompt": None},                                           # neither
+    {"negative_prompt": 3},                                     # wrong type
+    {"callback_on_step_end_tensor_inputs": ["not_a_tensor"]},   # a name the pipeline has no tensor for
+])
+def test_a_real_wan_call_with_wrong_arguments_is_invalid_input(tiny_path, call):
+    import torch
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(tiny_path("wan2.1-t2v", 1), torch_dtype=torch.float32)
+    kwargs = {"prompt": "a cat", "height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 1,
+              "output_type": "latent"}
+    kwargs.update(call)
+    if kwargs.get("prompt_embeds") == "both":
+        kwargs["prompt_embeds"] = torch.zeros(1, 8, pipe.text_encoder.config.d_model)
+    with pytest.raises((ValueError, TypeError)) as info:
+        pipe(**kwargs)
+    d = diagnose(info.value)
+    assert d.category == "invalid_input", d.to_text()

@@ -111,6 +111,8 @@ _COMPONENT_MISSING = Phrases(
     r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
     r"|offline mode"
+    # A pipeline built without a component its call needs (diffusers' check_inputs says so).
+    r"|`\w+`(?: or `\w+`)? component must be set"
     # The hub was unreachable while a file of the model was fetched.
     r"|Max retries exceeded with url: /(?:api/models/)?[\w.-]+/[\w.-]+/(?:resolve|revision|tree)/"
     # huggingface_hub: a path that is no folder here is read as a repo id, and that id is invalid.
@@ -194,6 +196,29 @@ _INVALID = Phrases(
     r"|Input and output sizes should be greater than 0"
     r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
     r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )")
+# How diffusers' pipelines word their argument checks (``check_inputs``, read from the installed
+# sources: tests/test_diagnose.py runs every such message of the video pipelines): two
+# arguments that exclude or need each other, lengths and batch sizes that must agree, a value
+# out of its range, an argument of an unsupported type or shape. Each names the argument in
+# backticks or in the pipelines' set phrases, which is what keeps them apart from code errors.
+_ARGUMENT_CHECK = Phrases(
+    r"Cannot (?:pass|forward|provide) both\b|\bOnly one of `|\bPass (?:either|one of|exactly one of) `"
+    r"|\bProvide (?:either |only one of |one of |exactly one of |a )?`|\bPlease provide (?:either )?\s*`"
+    r"|cannot be (?:provided|passed|used) (?:simultaneously|together)|`[^`\n]{1,40}`, not both\b"
+    r"|If (?:any of )?`\w+`[^\n]{0,60}(?:is|are) provided, |\bMust provide `|Cannot (?:provide|forward) `\w+` without"
+    r"|\balong with `|`\w+` (?:can only be passed|is required|are required|is missing|cannot be (?:None|undefined|greater))"
+    r"|\binput cannot be undefined|Cannot leave (?:both )?`"
+    r"|must have the same (?:shape|length|size|batch|dimension|number)|should have the same (?:length|size|batch|number)"
+    r"|(?:Length|Batch size) of `|`\w+` has batch size \d+|has batch size \d+ and `|batch size:? \d+,? must be"
+    r"|must be (?:the )?same as prompt batch size|\bExpected len\(|Excepted image to have length|Expected length of image"
+    r"|`\w+` must contain at least one|`\w+` (?:has|have) \d+ elements, but"
+    r"|should in \[[\d.]+, [\d.]+\]|can't be (?:larger|smaller) than|cannot be larger or equal to"
+    r"|`\w+` (?:has unsupported dimensions|has unexpected shape)|but (?:is )?expected to be \d|Only unpacked \(\d+D\)"
+    r"|\bUnsupported `\w+|Unsupported (?:input|output_type|generator) type|\bUnsupported output_type"
+    r"|is not supported at the moment|is not yet supported\. This may be supported"
+    r"|`\w+` must have `?\(num_frames|`\w+` must have `1 \+ k|`\w+` has to contain a key|Cannot forward `\w+` when"
+    r"|only supports generating one \w+ at a time|batches[^\n]{0,40} must be (?:the )?same size|`\w+`: \S+ has \d+ elements"
+    r"|\bOnly [^\n]{1,60} supports? `\w+`|\bsingle batch of (?:multiple|varying)")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -676,7 +701,7 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if m:
             facts["parameter"] = m[1]
         return Finding("version_mismatch", "the checkpoint or code expects another library version", facts)
-    if _INVALID.search(text) or (is_type(err, "ValueError", "TypeError")
+    if _INVALID.search(text) or _ARGUMENT_CHECK.search(text) or (is_type(err, "ValueError", "TypeError")
                                  and any(f.name == "check_inputs" for f in err.frames)):
         return Finding("invalid_input", "the pipeline rejected the arguments it was called with")
     return None
