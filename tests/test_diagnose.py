@@ -673,3 +673,17 @@ def test_a_real_wan_call_with_wrong_arguments_is_invalid_input(tiny_path, call):
         pipe(**kwargs)
     d = diagnose(info.value)
     assert d.category == "invalid_input", d.to_text()
+
+
+def test_libraries_own_dependency_checks_raised_live():
+    """What transformers, diffusers and torch raise themselves when a dependency is off."""
+    from diffusers.utils.versions import require_version as diffusers_requires
+    from torch._inductor.exc import TritonMissing
+    from transformers.utils.versions import require_version
+
+    for check in (require_version, diffusers_requires):
+        with pytest.raises(ImportError) as info:
+            check("tokenizers>=999.0")  # installed, but older than asked: a mismatch, not a missing package
+        assert diagnose(info.value).category == "version_mismatch", str(info.value)
+    d = diagnose(TritonMissing(None))  # torch.compile's inductor without a usable triton
+    assert d.category == "missing_dependency", d.to_text()

@@ -137,7 +137,9 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 r"|No such file or directory: '(?:ffmpeg|ffprobe)'|WinError 126|Error loading \S+\.dll"
                 r"|packages? that (?:were|was) not found"
                 # triton compiles its kernels with the system's C compiler.
-                r"|Failed to find C compiler")
+                r"|Failed to find C compiler"
+                # torch.compile's inductor backend without triton (Windows wheels, CPU-only builds).
+                r"|Cannot find a working triton installation")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
@@ -168,6 +170,10 @@ _VERSION = Phrases(
     r"|Descriptors cannot be created directly|your generated code is out of date"
     # transformers older than the model's tokenizer or config class.
     r"|Tokenizer class \w+ does not exist or is not currently imported|Unrecognized configuration class"
+    # transformers' and diffusers' check of their own pinned dependencies at import.
+    r"|is required for a normal functioning of this module, but found"
+    # an op of torchvision (or another extension) built without the backend torch runs it on.
+    r"|Could not run '\w+::\w+' with arguments from the '\w+' backend"
     r"|(?:requires|needs) (?:a |the )?(?:newer|latest) version|newer version of [\w.-]+ is required"
     r"|(?:is|are) (?:only )?(?:supported|available) (?:from|since|starting (?:from|with)) (?:version |v)?\d"
     r"|(?:introduced|added) in (?:version |v)\d+\.\d+|\bis outdated\b"
