@@ -506,6 +506,28 @@ _MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call
           "prompt_emb = pipe.prompter.encode_prompt(prompt, positive=positive, device=pipe.device)"),
          ("/d/DiffSynth-Studio/diffsynth/models/wan_video_text_encoder.py", "forward", "x = block(x, mask)")),
      "text_encode"),
+    # FramePack's and SD.Next's own helpers, named for what they do; the app's line calling one.
+    (_tb(("/f/FramePack/demo_gradio.py", "worker", "fake_diffusers_current_device(text_encoder, gpu)"),
+         ("/f/FramePack/diffusers_helper/memory.py", "fake_diffusers_current_device", "m.to(target_device)")),
+     "to_device"),
+    (_tb(("/f/FramePack/demo_gradio.py", "worker",
+          "move_model_to_device_with_memory_preservation(transformer, target_device=gpu, preserved_memory_gb=6)")),
+     "to_device"),
+    (_tb(("/f/FramePack/demo_gradio.py", "worker", "save_bcthw_as_mp4(history_pixels, output_filename, fps=30)"),
+         ("/f/FramePack/diffusers_helper/utils.py", "save_bcthw_as_mp4",
+          "torchvision.io.write_video(output_filename, x, fps=fps, video_codec='libx264')")), "postprocess"),
+    (_tb(("/f/FramePack/demo_gradio.py", "worker",
+          "input_image_np = resize_and_center_crop(input_image, target_width=width, target_height=height)")),
+     "preprocess"),
+    (_tb(("/s/sdnext/modules/processing_vae.py", "vae_decode", "decoded = full_vae_decode(latents=latents, model=m)"),
+         ("/s/sdnext/modules/processing_vae.py", "full_vae_decode", "decoded = model.vae.decode(latents)[0]")),
+     "vae_decode"),
+    (_tb(("D:/Wan2GP/wgp.py", "generate_video", "image_start = convert_image(image_start)")), "preprocess"),
+    # accelerate's set_module_tensor_to_device fills a model being built: a load, not a move.
+    (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "loadmodel", "encoder = T5EncoderModel("),
+         ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/t5.py", "__init__",
+          "set_module_tensor_to_device(model, name, device=device, value=state_dict[name])"),
+         error="KeyError: 'token_embedding.weight'"), "load"),
 ])
 def test_stage_from_each_codebases_frames(text, stage):
     assert diagnose(text).stage == stage, diagnose(text).to_text()

@@ -50,7 +50,12 @@ _PRE_FUNC = re.compile(r"^(?:preprocess(?:_\w+)?|_preprocess\w*|prepare_image\w*
                        r"|fit_image_into\w*|rescale_image\w*|process_images?_\w+)$", _I)
 _POST_PATH = re.compile(r"video_processor\.py$|/export_utils\.py$|/imageio/|/av/|/cv2/|/moviepy/", _I)
 _POST_FUNC = re.compile(r"^(?:postprocess\w*|export_to_video|save_video|cache_video|write_frame|numpy_to_pil"
-                        r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave)$", _I)
+                        r"|pt_to_numpy|tensor2vid|combine_video|save_images|save_animated\w*|mimwrite|mimsave"
+                        # the apps' own writers (FramePack's save_bcthw_as_mp4, save_video_frames, ...)
+                        r"|save_\w*(?:mp4|video|gif|webm|frames?|images?)\w*|write_video)$", _I)
+# An app's own VAE helpers (FramePack's vae_decode, SD.Next's full_vae_decode): the name says it.
+_VAE_DECODE_NAME = re.compile(r"^\w*vae_?decode\w*$", _I)
+_VAE_ENCODE_NAME = re.compile(r"^\w*vae_?encode\w*$", _I)
 _LOAD_FUNC = re.compile(r"^(?:from_pretrained|from_single_file|from_config|load_sub_model|_?load\w*|\w*_load_\w*"
                         r"|\w*_load|safe_open|hf_hub_download|snapshot_download|cached_file\w*|get_checkpoint_shard_files"
                         r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model"
@@ -200,9 +205,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         return "vae_encode", WEAK
     if not _NOT_VAE.search(path):
         vae = _VAEISH.search(path)
-        if _DECODE_FUNC.match(name) and (vae or path.endswith("/nodes.py")):
+        if _DECODE_FUNC.match(name) and (vae or path.endswith("/nodes.py")) or _VAE_DECODE_NAME.match(name):
             return "vae_decode", STRONG
-        if _ENCODE_FUNC.match(name) and vae:
+        if _ENCODE_FUNC.match(name) and vae or _VAE_ENCODE_NAME.match(name):
             return "vae_encode", STRONG
         if vae and "/comfy/sd.py" not in path:
             return None  # inside a VAE: only its decode/encode frames say which direction
@@ -228,6 +233,14 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
                 continue
             if pattern.search(frame.code):
                 return stage, STRONG
+        if not library:
+            # The app's or the user's line calls a helper whose name says the stage
+            # (FramePack's move_model_to_device_with_memory_preservation(...), resize_and_center_crop(...),
+            # save_bcthw_as_mp4(...)): weak, a frame inside that helper says more.
+            for called in _CALLED.findall(frame.code):
+                for names, stage in _CALLED_NAME_RULES:
+                    if names.match(called):
+                        return stage, WEAK
     return None
 
 
@@ -270,7 +283,14 @@ _LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/pef
                         r"|/comfy/lora\w*\.py$")
 # An app's own "move this model over there" helpers (not torch's .to or a library's internals).
 _MOVE_FUNC = re.compile(r"^(?:move_\w*(?:model|module|pipe|weights|device|gpu|cuda|cpu)\w*|\w*_to_(?:device|gpu|cuda)"
-                        r"|(?:model|pipe|module)s?_to_\w+|offload_\w+|unload_\w*(?:model|pipe)\w*)$")
+                        r"|(?:model|pipe|module)s?_to_\w+|offload_\w+|unload_\w*(?:model|pipe)\w*"
+                        # FramePack's memory helpers: a model placed whole on the GPU, its device faked.
+                        r"|load_model_as_complete|fake_\w*current_device)$")
+_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+# (accelerate's set_module_tensor_to_device puts each weight in place while a model is built: a load.)
+_CALLED_MOVE = re.compile(r"(?!set_module_tensor)" + _MOVE_FUNC.pattern)
+_CALLED_NAME_RULES = ((_VAE_DECODE_NAME, "vae_decode"), (_VAE_ENCODE_NAME, "vae_encode"), (_TEXT_FUNC, "text_encode"),
+                      (_PRE_FUNC, "preprocess"), (_POST_FUNC, "postprocess"), (_CALLED_MOVE, "to_device"))
 _TOKENIZE_FUNC = re.compile(r"^(?:__call__|_?call_one|encode|encode_plus|_?batch_encode_plus|_?encode_plus|tokenize"
                             r"|_tokenize|convert_tokens_to_ids|pad)$")
 # diffusers' Wan pipelines clean the prompt (ftfy, html, whitespace) before the T5 encoder sees it.
