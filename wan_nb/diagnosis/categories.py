@@ -113,6 +113,12 @@ _COMPONENT_MISSING = Phrases(
     r"|offline mode"
     # A pipeline built without a component its call needs (diffusers' check_inputs says so).
     r"|`\w+`(?: or `\w+`)? component must be set"
+    # VideoHelperSuite's Load Video (Path): OpenCV could not open the path given.
+    r"|could not be loaded with cv\b"
+    # modelscope's downloader finished with files missing (the load then fails on what is there).
+    r"|\d+ files?(?:\(s\))? failed to download"
+    # the hub has no such file in the repo (the diffusers-format files not merged yet).
+    r"|Not Found for url: https?://huggingface\.co/|model_index\.json missing|(?:missing|no) model_index\.json"
     # The hub was unreachable while a file of the model was fetched.
     r"|Max retries exceeded with url: /(?:api/models/)?[\w.-]+/[\w.-]+/(?:resolve|revision|tree)/"
     # huggingface_hub: a path that is no folder here is read as a repo id, and that id is invalid.
@@ -138,6 +144,8 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 r"|packages? that (?:were|was) not found"
                 # triton compiles its kernels with the system's C compiler.
                 r"|Failed to find C compiler"
+                # PyAV or ffmpeg built without the encoder asked for (the LGPL builds lack libx264).
+                r"|UnknownCodecError|Unknown encoder ['\"]?\w+"
                 # torch.compile's inductor backend without triton (Windows wheels, CPU-only builds).
                 r"|Cannot find a working triton installation")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
@@ -201,7 +209,11 @@ _INVALID = Phrases(
     # torch's interpolate asked for an empty output (an image or size of zero).
     r"|Input and output sizes should be greater than 0"
     r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
-    r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )")
+    r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )"
+    # Lip-sync and portrait pipelines need a face in every input frame.
+    r"|\bface (?:was )?not detected|\bno faces? (?:was |were )?(?:detected|found)"
+    # a video loader left with no frames by its skip/cap/select settings
+    r"|\bNo frames (?:generated|were (?:loaded|read|generated))")
 # How diffusers' pipelines word their argument checks (``check_inputs``, read from the installed
 # sources: tests/test_diagnose.py runs every such message of the video pipelines): two
 # arguments that exclude or need each other, lengths and batch sizes that must agree, a value
@@ -299,7 +311,9 @@ def classify(err: ParsedError) -> Finding | None:
 
 
 _FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8 dtypes are"
-                      r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported")
+                      r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported"
+                      # torch's fp8 matmul (the wrappers' "fp8 fast" modes) needs Ada/Hopper (8.9+).
+                      r"|_scaled_mm is only supported on CUDA devices with compute capability")
 
 
 # The note wan_nb.memory.budget puts on an error leaving a block where it refused an allocation.
@@ -567,7 +581,9 @@ def latent_channel_mismatch(text: str) -> tuple[int, int] | None:
     text-to-video checkpoint in an image-to-video workflow, or the reverse.
     """
     m = _CHANNELS.search(text)
-    if m and m[1] != m[2] and min(int(m[1]), int(m[2])) >= 8:
+    # (4 against 16 is Stable Diffusion's 4-channel latents where a 16-channel VAE or model
+    # reads, or the reverse; 3 against 4 is RGBA pixels, channel_mismatch's.)
+    if m and m[1] != m[2] and min(int(m[1]), int(m[2])) >= 4 and max(int(m[1]), int(m[2])) >= 8:
         return int(m[1]), int(m[2])
     return None
 
@@ -679,7 +695,8 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
     latents = latent_channel_mismatch(text)
     if latents:
         return Finding("invalid_input", "the model's input layer takes another number of latent channels than it got: "
-                       "a text-to-video model given an image-conditioned input, or the reverse",
+                       "a text-to-video model given an image-conditioned input (or the reverse), or latents made by "
+                       "another model's VAE",
                        {"expected_channels": latents[0], "latent_channels": latents[1]})
     if is_type(err, "ValueError", "TypeError", "AttributeError") and any(
             f.name in ("export_to_video", "export_to_gif") for f in err.frames):

@@ -434,7 +434,16 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 # Messages about the input picture itself (Pillow cannot read the file; diffusers' image
 # processor cannot convert what it got; an RGBA/greyscale image met RGB): the input was being
 # made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
-_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format", re.I)
+# (Lip-sync and portrait pipelines find the face in every input frame before anything runs.)
+_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|\bface (?:was )?not detected"
+                              r"|\bno faces? (?:was |were )?(?:detected|found)", re.I)
+# A compiled extension built against another torch or NumPy: found out when it is loaded.
+_BINARY_MISMATCH = re.compile(r"undefined symbol|operator \w+::\w+ does not exist")
+# A package's own import of one of its parts failing (flash_attn importing its compiled
+# extension), as the innermost frame: nothing ran yet, whatever the package is for.
+_IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
+# The video writer's codec, named in its own error (PyAV, ffmpeg): the frames were being written.
+_CODEC_MSG = re.compile(r"UnknownCodecError|Unknown encoder ['\"]?\w+|Could not find (?:codec|encoder)\b", re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
                           r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
@@ -468,6 +477,9 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
             evidence: dict[str, str | int | float]) -> tuple[str, str, Frame | None]:
     """Where it failed: the innermost frame of a known model part, then the message, then the log."""
     order = [chosen, *[e for e in reversed(parsed.errors) if e is not chosen]]
+    last = chosen.frames[-1] if chosen.frames else None
+    if last is not None and last.name == "<module>" and not last.is_user and _IMPORT_STATEMENT.match(last.code):
+        return "load", "the failing line is a package importing one of its parts", last
     for err in order:
         frames = err.frames
         if category == "user_code":
@@ -500,6 +512,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "to_device", "the message names the call that moves or offloads the pipeline", None
     if category == "invalid_input" and ("got_channels" in evidence or _INPUT_IMAGE_MSG.search(chosen.message[:2000])):
         return "preprocess", "the message is about the input image, read and converted before anything runs", None
+    if _CODEC_MSG.search(chosen.first_line or chosen.message[:500]):
+        return "postprocess", "the message names the video writer's codec", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
             stages.frame_stage(f) for f in chosen.frames) and not _inside_running_node(parsed, chosen):
         # A name imported at the top of a script or module: nothing had run yet, whatever the
@@ -512,6 +526,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
             category == "version_mismatch" and (stages.is_state_dict_mismatch(chosen.message)
                                                 or categories.SAFETENSORS_FALLBACK.search(chosen.message))):
         return "load", "these failures happen while a pipeline is loaded", None
+    if category == "version_mismatch" and _BINARY_MISMATCH.search(chosen.message[:2000]):
+        return "load", "a compiled extension that does not match fails as it is imported", None
     if P.is_type(chosen, "ImportError") and category in ("missing_dependency", "version_mismatch"):
         return "load", "imports run before anything else, while the pipeline is set up", None
     return "unknown", "", None

@@ -333,7 +333,9 @@ def stage_from_callee(callee: str) -> str | None:
         if _ENCODE_FUNC.match(name):
             return "vae_encode"
     if re.fullmatch(r"_?load\w*|from_pretrained|from_single_file", name, _I) or "Loader" in owner or (
-            name == "__init__" and re.search(r"Model|Transformer|Pipeline|VAE|Encoder", owner)):
+            name == "__init__" and re.search(r"Model|Transformer|Pipeline|VAE|Encoder|Config", owner)):
+        # (A config class built with a key it does not know: PEFT's LoraConfig read from an
+        # adapter_config.json written by a newer release, a model config from config.json.)
         return "load"
     return None
 

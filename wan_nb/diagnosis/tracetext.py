@@ -90,7 +90,7 @@ _PREFIXES = [
     # torchrun / accelerate launch: "[rank0]: ", "[default0]:", "rank0: "
     ("torchrun", re.compile(r"^\s*\[(?:rank|default|local_rank)\s*\d+\]\s*:\s?")),
     # docker compose: "comfyui-1  | ", "comfyui-rocm  | " (a service name with a hyphen)
-    ("docker", re.compile(r"^[\w.]+(?:-[\w.]+)+\s+\|\s")),
+    ("docker", re.compile(r"^[\w.]+(?:-[\w.]+)+\s+\|(?:\s|$)")),  # (an empty line's prefix, stripped: "x-1  |")
     # SD.Next: "17:12:59-835209 ERROR    Processing: ..." (time, microseconds, level)
     ("timestamp", re.compile(r"^\s*\d{2}:\d{2}:\d{2}-\d{3,6}\s+(?:TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+")),
     # elapsed-time stamps "[t+1m49s004ms] " and Ray's "(pid=3787908) "
@@ -259,7 +259,13 @@ def parse(text: str) -> ParsedText:
         i += 1
         if not line.strip():
             if current is not None and not in_block:
-                current.message += "\n"
+                if not current.frames:
+                    # An exception line pasted alone (an issue's first line): what follows a
+                    # blank line is the reporter's prose, not the message ("... looking for a
+                    # corrupt cached latent" is no corrupt file).
+                    close()
+                else:
+                    current.message += "\n"
             continue
         if "Traceback (most" in line:
             close()
