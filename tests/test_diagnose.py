@@ -709,3 +709,64 @@ def test_libraries_own_dependency_checks_raised_live():
         assert diagnose(info.value).category == "version_mismatch", str(info.value)
     d = diagnose(TritonMissing(None))  # torch.compile's inductor without a usable triton
     assert d.category == "missing_dependency", d.to_text()
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    # torch's fp8 matmul (fp8 "fast" modes) on a card older than Ada/Hopper: a dtype the device lacks
+    ("torch._scaled_mm is only supported on CUDA devices with compute capability >= 9.0 or 8.9, or ROCm MI300+",
+     "dtype_mismatch", None),
+    # 4-channel (Stable Diffusion) latents where a 16-channel VAE reads them
+    ("Given groups=1, weight of size [512, 16, 3, 3], expected input[1, 4, 64, 64] to have 16 channels, but got 4 "
+     "channels instead", "invalid_input", None),
+    # ... while RGBA where RGB goes stays an image's channels
+    ("Given groups=1, weight of size [64, 3, 3, 3], expected input[1, 4, 64, 64] to have 3 channels, but got 4 "
+     "channels instead", "invalid_input", "preprocess"),
+    ("RuntimeError: Face not detected", "invalid_input", "preprocess"),
+    ("RuntimeError: No frames generated", "invalid_input", None),
+    ("av.codec.codec.UnknownCodecError: libx264", "missing_dependency", "postprocess"),
+    ('ValueError: "D:\\clips\\in.mp4" could not be loaded with cv.', "component_missing", None),
+    ("requests.exceptions.HTTPError: Not Found for url: https://huggingface.co/org/repo/resolve/main/model_index.json",
+     "component_missing", "load"),
+    ("2026-01-01 10:00:00,000 | WARNING | downloader | 3 file(s) failed to download", "component_missing", None),
+    # a file missing inside an installed package is that package's release, not a model part
+    ("FileNotFoundError: [Errno 2] No such file or directory: '/env/lib/python3.10/site-packages/pkg/kernel/op.cpp'",
+     "version_mismatch", None),
+    # ... a weights file there is still a file not there
+    ("FileNotFoundError: [Errno 2] No such file or directory: '/env/lib/python3.10/site-packages/app/ckpt/model.pth'",
+     "component_missing", "load"),
+    # a signature mismatch pasted without its type (an issue title)
+    ("forward_patched() takes from 8 to 11 positional arguments but 12 were given", "version_mismatch", None),
+    ("LoraConfig.__init__() got an unexpected keyword argument 'layer_replication'", "version_mismatch", "load"),
+    ("ImportError: /env/lib/python3.10/site-packages/ext_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEi",
+     "version_mismatch", "load"),
+    # a node pack's own module (a folder name with a hyphen) is no package to install
+    ("Cannot import /c/ComfyUI/custom_nodes/Some-Pack module for custom nodes: No module named 'Some-Pack.libs.x'",
+     "unknown", "load"),
+    ("ModuleNotFoundError: No module named 'sageattention'", "missing_dependency", "load"),
+    ("Only vision_language models support image input on this node", "invalid_input", None),
+    # a reporter's hedge is no corrupt file; a library's "file is corrupted" is
+    ("KeyError: 'x'\n\nI re-downloaded the files twice as I thought some might be corrupted.", "unknown", None),
+    ("RuntimeError: The checkpoint file is corrupted", "weights_corrupt", "load"),
+])
+def test_rules_for_this_rounds_reports(text, category, stage):
+    d = diagnose(text)
+    assert d.category == category, d.to_text()
+    if stage is not None:
+        assert d.stage == stage, d.to_text()
+
+
+def test_comfyui_model_folder_unknown_to_the_installed_comfyui():
+    text = _tb(("D:/ComfyUI/server.py", "node_info", "info['input'] = obj_class.INPUT_TYPES()"),
+               ("D:/ComfyUI/custom_nodes/Pack/loader.py", "INPUT_TYPES", 'folder_paths.get_filename_list("encoders"),'),
+               ("D:/ComfyUI/folder_paths.py", "get_filename_list_", "folders = folder_names_and_paths[folder_name]"),
+               error="KeyError: 'encoders'")
+    d = diagnose(text)
+    assert (d.category, d.stage) == ("version_mismatch", "load"), d.to_text()
+
+
+def test_a_package_importing_its_compiled_part_fails_at_load():
+    text = _tb(("<stdin>", "<module>", ""),
+               ("/w/flash_attn/__init__.py", "<module>", "from flash_attn.flash_attn_interface import ("),
+               ("/w/flash_attn/flash_attn_interface.py", "<module>", "import flash_attn_2_cuda as flash_attn_cuda"),
+               error="ImportError: /x/flash_attn_2_cuda.so: undefined symbol: _ZN2at4_ops15sum_IntList_out4call")
+    assert diagnose(text).stage == "load"

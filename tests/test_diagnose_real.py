@@ -51,6 +51,56 @@ KNOWN_MISSES = {
     "wan2gp_938_vace_sparse_video_image_unbound":
         "an UnboundLocalError in Wan2GP's generate_video on a line that assembles the guide video: only the app's "
         "own variable names (pre_video_guide) say the input was being prepared; no general rule reads them",
+    "aitoolkit_460_wan22_local_vae_path_bug":
+        "a path the toolkit itself built wrongly reads as a file not there; only the reporter's reading of wan21.py says the toolkit's own branch is the bug",
+    "animatediff_evolved_25_loaderv1_index_out_of_range_non_sd15":
+        "an IndexError while a motion module is injected into the U-Net says nothing of the checkpoint being no SD1.5 one",
+    "animatediff_evolved_282_motion_pe_stretch_settings":
+        "a duplicated parameter in the pack's own code reads like a caller of another release (got multiple values); the same-day fix in the pack tells it apart",
+    "cogvideo_641_v2v_unexpected_kwarg_num_frames":
+        "the repo's demo passes an argument diffusers' pipeline never took: it reads exactly like a diffusers of another release",
+    "comfyui_4802_tiled_vae_decode_wrong_vae_channels":
+        'the node is named only in Chinese (VAE分块解码); no rule reads node titles in other languages',
+    "diffsynth_1668_partial_download_cannot_detect_model_type":
+        'the download warning that explains it is a log line before the error; the error itself (an unknown model hash) reads as a newer model',
+    "diffusers_5919_linear_no_set_lora_layer":
+        'the example script calls a method the class lacks: the same line an older diffusers prints',
+    "diffusers_9314_flux_single_file_local_config_json":
+        'a single-file load that should not need the hub config reads as a missing config file; the fix was in diffusers',
+    "diffusers_9895_flux_offload_regression_revert":
+        'a regression in offloading prints the two-device error any misplaced tensor does; only the revert tells it apart',
+    "diffusionpipe_126_flash_attn_assert_torch26":
+        'a bare `assert FLASH_ATTN_2_AVAILABLE` reads as flash-attn not installed or unusable; only the thread shows the wheel did not match torch 2.6',
+    "gguf_163_ltxv_cliptextencode_model_size_none":
+        "'NoneType' object has no attribute 'model_size' names no ComfyUI class; only the thread ties it to a ComfyUI update",
+    "gguf_230_unexpected_architecture_pig":
+        "the GGUF architecture string of another tool's file; no rule tells a foreign string from a newer model's",
+    "hunyuanwrapper_188_textimageencode_not_vision_model":
+        "the stage is only in the node's name inside the title (HyVideoTextImageEncode - ...), which the node-title rule reads for Loader/Sampler/Decode/Encode endings only",
+    "hunyuanwrapper_98_scaled_mm_fp8_fast_3090ti":
+        'the stage is in the prose ("in the sampler"), which no rule reads',
+    "imageio_842_v3_jpeg_hw1_shape_keyerror":
+        "KeyError: 'JPEG' inside Pillow's save says nothing about the array's shape that caused it",
+    "latentsync_229_two_faces_face_not_detected":
+        '"Face not detected" is a wrong input in other threads (latentsync_44); here the maintainer answers that newer code handles two faces',
+    "mochi_38_unexpected_kwarg_tiled_decode":
+        "the repo's own call of its own decoder with a removed argument reads like code for another release",
+    "musubi_337_latent_not_divisible_patch_size_height":
+        'the stage is in the cut log (sample_image_inference), after the error line; the error line itself names no stage',
+    "peft_2246_add_adapter_low_cpu_mem_usage":
+        "an unexpected keyword inside PEFT's own call chain reads like an older transformers/diffusers",
+    "vhs_23_loadvideo_failed_convert_int_select_every_nth":
+        'a saved node whose widget values shifted after a pack update reads like a wrong value typed into the node',
+    "vhs_275_return_type_mismatch_latent_image":
+        "ComfyUI's validation of linked types reads like a wrongly wired workflow; only the thread ties it to ComfyUI's execution changes",
+    "wan2gp_154_gradio_server_renamed_wgp":
+        'python cannot open a script the launcher still names: reads as a file not there; only the thread says the app renamed it',
+    "wan2gp_660_mask_creator_no_module_wan_utils_utils":
+        "the app's own module (wan.utils.utils) moved: without a hyphen in its name it reads like a package to install",
+    "wanvideowrapper_1605_keyerror_ffn_bias_old_wrapper":
+        'a bare KeyError on a tensor name, no frame: an old loader and a file of another model read the same',
+    "wanvideowrapper_30_callback_latent_cuda_cpu":
+        "a device mix in the wrapper's own preview callback prints the two-device error; only the fix in the wrapper tells it apart",
     "wrapper_1366_encode_2_unexpected_pbar":
         "a bug inside the wrapper reads exactly like an installed library that is too old (the paste stops before "
         "the frame that would show that caller and callee are the same package's)",

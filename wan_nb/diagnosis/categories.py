@@ -85,7 +85,8 @@ _CORRUPT = Phrases(
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
     r"|invalid load key|failed finding central directory|PytorchStreamReader failed|unexpected EOF"
     r"|Ran out of input|SafetensorError|BadZipFile|is not a zip file|Unable to load weights from"
-    r"|not a valid JSON file|checksum|hash mismatch|\bcorrupt(?:ed)?\b|invalid magic|could not deserialize"
+    r"|not a valid JSON file|checksum|hash mismatch|(?:file|archive|checkpoint|data|header|download|zip|model|weights)\s+(?:is |was |seems |appears |might be |may be )?(?:to be )?corrupt(?:ed)?\b"
+    r"|\bcorrupt(?:ed)?\s+(?:file|archive|checkpoint|data|header|download|zip|model|weights)|invalid magic|could not deserialize"
     r"|not a valid (?:safetensors|gguf|checkpoint)|MmapError|InvalidOffset|version https://git-lfs"
     r"|without having git-lfs|which is necessary to load this pretrained model"
     r"|Expecting value: line \d+ column \d+"
@@ -126,7 +127,7 @@ _COMPONENT_MISSING = Phrases(
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b")
-_MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.]+)['\"]?", _I)
+_MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]+?)['\"]?(?=[\s'\";,)]|$)", _I | re.M)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
 _OBJECT_NO_ATTR = re.compile(r"['\"](?P<obj>\w+)['\"] object has no attribute ['\"]?(?P<name>\w+)", _I)
@@ -210,6 +211,8 @@ _INVALID = Phrases(
     r"|Input and output sizes should be greater than 0"
     r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
     r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )"
+    # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
+    r"|\bonly [\w-]+ models? supports? (?:image|video|audio) input"
     # Lip-sync and portrait pipelines need a face in every input frame.
     r"|\bface (?:was )?not detected|\bno faces? (?:was |were )?(?:detected|found)"
     # a video loader left with no frames by its skip/cap/select settings
@@ -365,6 +368,10 @@ _MODEL_NODE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*)?(?:ClipVisionEncode|CLIPVisio
 _WEIGHTS_ONLY = Phrases(r"Weights only load failed|WeightsUnpickler error|Unsupported global: GLOBAL")
 
 
+_PACKAGE_DIR = re.compile(r"[/\\](?:site|dist)-packages[/\\]", _I)
+_WEIGHT_NAME = re.compile(r"\.(?:safetensors|bin|pth|pt|ckpt|gguf|onnx|json|model)$", _I)
+
+
 def _loading(err: ParsedError, text: str) -> Finding | None:
     if _NO_CLIP.search(text) and (any(_CORE_NODES.search(f.path) for f in err.frames[-1:]) or (
             not err.frames and re.search(r"\bCLIPTextEncode\b", text))):
@@ -411,6 +418,11 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
                            {"missing_package": "ffmpeg"})
         if re.search(r"\.(?:png|jpe?g|webp|gif|bmp|mp4|mov|avi|mkv|webm)$", name, _I):
             return Finding("invalid_input", "an input file given to the pipeline does not exist", {"missing_path": path})
+        if _PACKAGE_DIR.search(path) and not _WEIGHT_NAME.search(name):
+            # A source or data file inside an installed package (colossalai's kernel sources):
+            # the install is not the release the code expects, not a model part left out.
+            return Finding("version_mismatch", "a file inside an installed package is not there: the installed "
+                           "release is not the one the code was written for", {"missing_path": path})
         return Finding("component_missing", "a file or folder the loader needs is not there",
                        {"missing_path": path, "missing_file": name})
     if _COMPONENT_MISSING.search(text):
@@ -473,6 +485,11 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
         if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
             return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
+        if "-" in top:
+            # No pip package is imported by a name with a hyphen: a folder of the app or node
+            # pack itself ("ComfyUI-Easy-Use.py.libs.fluxai"): its own files are incomplete.
+            return Finding("unknown", "a module of the app or node pack itself is missing (its own files, not a "
+                           "package to install): a bug or an incomplete update of that code", facts)
         if top in _COMFYUI_MODULES:
             # ComfyUI's own modules, which node packs import: one missing is a ComfyUI older
             # than the node pack (no pip package provides it).
@@ -634,7 +651,8 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if kw["kw"] in KWARG_SINCE or not user or looks_like_library_class(owner):
             return Finding("version_mismatch", "a keyword argument this installed version does not accept", facts)
         return Finding("user_code", "a function in the notebook was called with a keyword it does not take", facts)
-    sig = _SIGNATURE.search(text) if is_type(err, "TypeError") and not user else None
+    # (A bare line, an issue title, carries no type: CPython's wording says TypeError.)
+    sig = _SIGNATURE.search(text) if (is_type(err, "TypeError") or not err.type) and not user else None
     if sig:
         # Like an unexpected keyword: code written for another release of the class it calls.
         return Finding("version_mismatch", "a call does not match the signature of the installed version",
@@ -668,6 +686,11 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         # newer than the installed release.
         return Finding("version_mismatch", "the installed transformers does not know this model type (a newer "
                        "release does)", {"model_type": err.first_line.strip("'\"`")})
+    if is_type(err, "KeyError") and any(f.path.endswith("/folder_paths.py") for f in err.frames[-2:]):
+        # ComfyUI's model folders ("text_encoders", "diffusion_models") arrive with its releases:
+        # a node pack asking for one the installed ComfyUI lacks was written for a newer one.
+        return Finding("version_mismatch", "the installed ComfyUI has no model folder of this name (a newer release "
+                       "does)", {"folder": err.first_line.strip("'\"`")})
     m = _MISSING_TENSOR.search(text) if is_type(err, "KeyError") else None
     loading = [f for f in err.frames[-3:] if _LOADING_FRAME.search(f"{f.name} {f.code}")]
     if m and loading:

@@ -512,7 +512,7 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "to_device", "the message names the call that moves or offloads the pipeline", None
     if category == "invalid_input" and ("got_channels" in evidence or _INPUT_IMAGE_MSG.search(chosen.message[:2000])):
         return "preprocess", "the message is about the input image, read and converted before anything runs", None
-    if _CODEC_MSG.search(chosen.first_line or chosen.message[:500]):
+    if _CODEC_MSG.search(f"{chosen.type}: {chosen.message[:500]}"):
         return "postprocess", "the message names the video writer's codec", None
     if (_IMPORT_NAME.search(chosen.message) or any(_IMPORT_NAME.search(line) for line in parsed.lines[-40:])) and not any(
             stages.frame_stage(f) for f in chosen.frames) and not _inside_running_node(parsed, chosen):

@@ -171,6 +171,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         # kijai's wrappers keep each kind of node in its own file (nodes_sampler.py,
         # nodes_model_loading.py): the file says what the node was doing.
         return ("denoise" if m[1] == "sampler" else "load"), WEAK
+    if path.endswith("/folder_paths.py"):
+        # ComfyUI's model folders are listed while nodes are registered and models picked.
+        return "load", WEAK
     if path.endswith("/comfy/model_detection.py"):
         # ComfyUI works out which model a checkpoint holds only while loading it.
         return "load", STRONG
@@ -332,7 +335,7 @@ def stage_from_callee(callee: str) -> str | None:
             return "vae_decode"
         if _ENCODE_FUNC.match(name):
             return "vae_encode"
-    if re.fullmatch(r"_?load\w*|from_pretrained|from_single_file", name, _I) or "Loader" in owner or (
+    if re.fullmatch(r"_?load\w*|_?from_pretrained|from_single_file", name, _I) or "Loader" in owner or (
             name == "__init__" and re.search(r"Model|Transformer|Pipeline|VAE|Encoder|Config", owner)):
         # (A config class built with a key it does not know: PEFT's LoraConfig read from an
         # adapter_config.json written by a newer release, a model config from config.json.)
