@@ -600,9 +600,15 @@ def test_phrase_lists_answer_as_their_case_blind_patterns_do():
     from pathlib import Path
 
     from wan_nb.diagnosis import categories
-    from wan_nb.diagnosis.patterns import Phrases, _lower_literals
+    from wan_nb.diagnosis.patterns import Phrases, _literal_starts, _lower_literals
 
     assert _lower_literals(r"(?P<File>\S+) Not\.Found [A-Z]") == r"(?P<File>\S+) not\.found [a-z]"
+    # A branch's leading \b moves behind its first letter (so that re can scan by first
+    # letters); a quantified letter, a group, a class keep theirs.
+    assert _literal_starts(r"\bfoo|\bs?x|(?:\by)|[|\b]z|\b(?:q)") == r"f(?<!\w.)oo|\bs?x|(?:\by)|[|\b]z|\b(?:q)"
+    fast, slow = re.compile(_literal_starts(r"\bfoo|\bbar\d")), re.compile(r"\bfoo|\bbar\d")
+    for text in ("foo", "afoo", " foo", "x-foo", "bar1", "abar1", "_bar2", "", "fo", "é foo"):
+        assert bool(fast.search(text)) == bool(slow.search(text)), text
     with pytest.raises(ValueError):
         Phrases(r"x|(?-i:OOM)")
     phrases = {n: p for n, p in vars(categories).items() if isinstance(p, Phrases)}

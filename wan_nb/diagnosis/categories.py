@@ -85,13 +85,17 @@ _CORRUPT = Phrases(
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
     r"|invalid load key|failed finding central directory|PytorchStreamReader failed|unexpected EOF"
     r"|Ran out of input|SafetensorError|BadZipFile|is not a zip file|Unable to load weights from"
-    r"|not a valid JSON file|checksum|hash mismatch|(?:file|archive|checkpoint|data|header|download|zip|model|weights)\s+(?:is |was |seems |appears |might be |may be )?(?:to be )?corrupt(?:ed)?\b"
-    r"|\bcorrupt(?:ed)?\s+(?:file|archive|checkpoint|data|header|download|zip|model|weights)|invalid magic|could not deserialize"
+    r"|not a valid JSON file|checksum|hash mismatch|invalid magic|could not deserialize"
     r"|not a valid (?:safetensors|gguf|checkpoint)|MmapError|InvalidOffset|version https://git-lfs"
     r"|without having git-lfs|which is necessary to load this pretrained model"
     r"|Expecting value: line \d+ column \d+"
     # sentencepiece cannot parse the tokenizer file: a damaged, incomplete or wrong-format file.
     r"|could not parse ModelProto|model_proto-(?:>|&gt;)ParseFromArray")
+# A library saying a file is corrupt (not a reporter wondering whether it is); tried only when
+# the word is in the text, since a list of words in front of it is slow to scan for.
+_CORRUPT_WORDS = _rx(r"(?:file|archive|checkpoint|data|header|download|zip|model|weights)\s+(?:is |was |seems |appears "
+                     r"|might be |may be )?(?:to be )?corrupt(?:ed)?\b"
+                     r"|\bcorrupt(?:ed)?\s+(?:file|archive|checkpoint|data|header|download|zip|model|weights)")
 _MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
 _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
                             r"(?:\.\w+)*)", _I)
@@ -223,23 +227,27 @@ _INVALID = Phrases(
 # out of its range, an argument of an unsupported type or shape. Each names the argument in
 # backticks or in the pipelines' set phrases, which is what keeps them apart from code errors.
 _ARGUMENT_CHECK = Phrases(
-    r"Cannot (?:pass|forward|provide) both\b|\bOnly one of `|\bPass (?:either|one of|exactly one of) `"
+    r"Cannot (?:pass|forward|provide) both\b|cannot be (?:provided|passed|used) (?:simultaneously|together)"
+    r"|must have the same (?:shape|length|size|batch|dimension|number)|should have the same (?:length|size|batch|number)"
+    r"|batch size:? \d+,? must be|must be (?:the )?same as prompt batch size|\bExpected len\(|Excepted image to have length"
+    r"|Expected length of image|should in \[[\d.]+, [\d.]+\]|can't be (?:larger|smaller) than|cannot be larger or equal to"
+    r"|but (?:is )?expected to be \d|Only unpacked \(\d+D\)|Unsupported (?:input|output_type|generator) type"
+    r"|\bUnsupported output_type|is not supported at the moment|is not yet supported\. This may be supported"
+    r"|only supports generating one \w+ at a time|batches[^\n]{0,40} must be (?:the )?same size"
+    r"|\bsingle batch of (?:multiple|varying)")
+# (The same checks naming their arguments in backticks: tried only where a backtick is.)
+_ARGUMENT_CHECK_NAMED = Phrases(
+    r"\bOnly one of `|\bPass (?:either|one of|exactly one of) `"
     r"|\bProvide (?:either |only one of |one of |exactly one of |a )?`|\bPlease provide (?:either )?\s*`"
-    r"|cannot be (?:provided|passed|used) (?:simultaneously|together)|`[^`\n]{1,40}`, not both\b"
+    r"|`[^`\n]{1,40}`, not both\b"
     r"|If (?:any of )?`\w+`[^\n]{0,60}(?:is|are) provided, |\bMust provide `|Cannot (?:provide|forward) `\w+` without"
     r"|\balong with `|`\w+` (?:can only be passed|is required|are required|is missing|cannot be (?:None|undefined|greater))"
     r"|\binput cannot be undefined|Cannot leave (?:both )?`"
-    r"|must have the same (?:shape|length|size|batch|dimension|number)|should have the same (?:length|size|batch|number)"
-    r"|(?:Length|Batch size) of `|`\w+` has batch size \d+|has batch size \d+ and `|batch size:? \d+,? must be"
-    r"|must be (?:the )?same as prompt batch size|\bExpected len\(|Excepted image to have length|Expected length of image"
+    r"|(?:Length|Batch size) of `|`\w+` has batch size \d+|has batch size \d+ and `"
     r"|`\w+` must contain at least one|`\w+` (?:has|have) \d+ elements, but"
-    r"|should in \[[\d.]+, [\d.]+\]|can't be (?:larger|smaller) than|cannot be larger or equal to"
-    r"|`\w+` (?:has unsupported dimensions|has unexpected shape)|but (?:is )?expected to be \d|Only unpacked \(\d+D\)"
-    r"|\bUnsupported `\w+|Unsupported (?:input|output_type|generator) type|\bUnsupported output_type"
-    r"|is not supported at the moment|is not yet supported\. This may be supported"
+    r"|`\w+` (?:has unsupported dimensions|has unexpected shape)|\bUnsupported `\w+"
     r"|`\w+` must have `?\(num_frames|`\w+` must have `1 \+ k|`\w+` has to contain a key|Cannot forward `\w+` when"
-    r"|only supports generating one \w+ at a time|batches[^\n]{0,40} must be (?:the )?same size|`\w+`: \S+ has \d+ elements"
-    r"|\bOnly [^\n]{1,60} supports? `\w+`|\bsingle batch of (?:multiple|varying)")
+    r"|`\w+`: \S+ has \d+ elements|\bOnly [^\n]{1,60} supports? `\w+`")
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -392,7 +400,7 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
         # other objects (numpy scalars, argparse) loads with the code's torch, not this one.
         return Finding("version_mismatch", "this torch (2.6+) loads checkpoints weights-only by default; the code "
                        "that loads this file was written for an older torch")
-    if _CORRUPT.search(text):
+    if _CORRUPT.search(text) or ("orrupt" in text and _CORRUPT_WORDS.search(text)):
         facts: dict[str, str | int | float] = {}
         m = re.search(r"(?:checkpoint file|config file at|file) (?:for )?['\"]([^'\"]+)['\"]", text, _I)
         if m:
@@ -747,7 +755,7 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if m:
             facts["parameter"] = m[1]
         return Finding("version_mismatch", "the checkpoint or code expects another library version", facts)
-    if _INVALID.search(text) or _ARGUMENT_CHECK.search(text) or (is_type(err, "ValueError", "TypeError")
+    if _INVALID.search(text) or _ARGUMENT_CHECK.search(text) or ("`" in text and _ARGUMENT_CHECK_NAMED.search(text)) or (is_type(err, "ValueError", "TypeError")
                                  and any(f.name == "check_inputs" for f in err.frames)):
         return Finding("invalid_input", "the pipeline rejected the arguments it was called with")
     return None

@@ -45,13 +45,52 @@ class Phrases:
             raise ValueError("a case-sensitive part cannot be lowered")
         self.pattern = pattern
         self.flags = flags
-        self._lowered = re.compile(_lower_literals(pattern), flags)
+        self._lowered = re.compile(_literal_starts(_lower_literals(pattern)), flags)
 
     def search(self, text: str) -> bool:
         return self._lowered.search(text.lower()) is not None
 
     def __repr__(self) -> str:
         return f"Phrases({self.pattern[:40]!r}...)"
+
+
+def _literal_starts(pattern: str) -> str:
+    r"""The same pattern with each top-level branch's leading ``\b`` moved behind its first letter.
+
+    ``re`` scans for a match quickly (a table of first characters) only when every branch of
+    the alternation starts with a literal; one ``\bword`` makes it try every branch at every
+    position, three to six times slower on a long list. ``\bw`` matches where ``w(?<!\w.)``
+    does (a word character w not preceded by another), so the branch starts with ``w``.
+    """
+    out: list[str] = []
+    depth, i, start = 0, 0, True
+    in_class = False
+    while i < len(pattern):
+        c = pattern[i]
+        if (start and pattern.startswith("\\b", i) and i + 2 < len(pattern) and pattern[i + 2].isalnum()
+                and pattern[i + 3:i + 4] not in ("?", "*", "+", "{")):
+            out.append(pattern[i + 2] + "(?<!\\w.)")
+            i += 3
+            start = False
+            continue
+        start = False
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            start = True
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _lower_literals(pattern: str) -> str:
