@@ -88,7 +88,7 @@ _CODE_RULES = [
     # video_processor.postprocess_video(video) on the output: the method says which end it is.
     (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
                 r"|\bImage\.open\("
-                r"|\bcv2\.(?:imread|resize)\(|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
+                r"|\bcv2\.(?:imread|resize|VideoCapture)\(|\bimages?\w*\s*=\s*[\w.]*common_upscale\(|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
                 _I), "preprocess"),
     (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.postprocess\w*\(|save_video\(|cache_video\(",
                 _I), "postprocess"),
@@ -145,6 +145,13 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if "/PIL/" in path and _PIL_READ.match(name):
         # Pillow opening, converting or resizing a picture: the input is being read.
         return "preprocess", WEAK
+    if _VIDEO_READ_PATH.search(path) or (path.endswith("/torchvision/io/video.py") and name.startswith("read")):
+        # decord's and torchvision's video readers, face detectors (lip-sync and portrait
+        # pipelines find the face in each input frame): the input is being read.
+        return "preprocess", WEAK
+    if "/PIL/" in path and name in ("save", "_save", "save_all"):
+        # Pillow writing a picture (frames saved one by one, a GIF): the output is being written.
+        return "postprocess", WEAK
     if path.endswith("/comfy/utils.py") and name in ("common_upscale", "lanczos", "bislerp"):
         # ComfyUI's Wan nodes resize the start image with common_upscale before encoding it.
         return "preprocess", WEAK
@@ -254,6 +261,8 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
 _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resize_and_crop|pil_to_numpy|numpy_to_pt"
                                  r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
                                  r"|binarize|apply_overlay|get_crop_region)$")
+_VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/facexlib/|/face_alignment/|/mediapipe/|/torchvision/io/image\.py$",
+                              _I)
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
 _WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
 _MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
