@@ -742,7 +742,8 @@ def test_libraries_own_dependency_checks_raised_live():
      "channels instead", "invalid_input", "preprocess"),
     ("RuntimeError: Face not detected", "invalid_input", "preprocess"),
     ("RuntimeError: No frames generated", "invalid_input", None),
-    ("av.codec.codec.UnknownCodecError: libx264", "missing_dependency", "postprocess"),
+    ("av.codec.codec.UnknownCodecError: libx264", "missing_dependency", None),
+    ("[libx264 @ 0x55] Unknown encoder 'libx264'", "missing_dependency", "postprocess"),
     ('ValueError: "D:\\clips\\in.mp4" could not be loaded with cv.', "component_missing", None),
     ("requests.exceptions.HTTPError: Not Found for url: https://huggingface.co/org/repo/resolve/main/model_index.json",
      "component_missing", "load"),
@@ -789,3 +790,56 @@ def test_a_package_importing_its_compiled_part_fails_at_load():
                ("/w/flash_attn/flash_attn_interface.py", "<module>", "import flash_attn_2_cuda as flash_attn_cuda"),
                error="ImportError: /x/flash_attn_2_cuda.so: undefined symbol: _ZN2at4_ops15sum_IntList_out4call")
     assert diagnose(text).stage == "load"
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # The argument-check wordings are diffusers'; torch's, NumPy's and transformers' own messages
+    # of the same shape say something else (or nothing a rule is sure of).
+    ("torch._dynamo.exc.InternalTorchDynamoError: AssertionError: expected len(self.stack) >= 2 to be true",
+     "unknown"),
+    ("AssertionError: expected len(fwd_inputs) == len(mutated_input_info), got 5 != 4", "unknown"),
+    ("AssertionError: Expected len(input_tuple) == 1, got 3", "unknown"),
+    ("RuntimeError: Detected that you are using FX to symbolically trace a dynamo-optimized function. This is not "
+     "supported at the moment.", "unknown"),
+    ("RuntimeError: Only tuple of tensors is supported. Got Unsupported input type: <class 'list'>", "unknown"),
+    ("ValueError: all input arrays must have the same shape", "unknown"),
+    ("ValueError: `tiktoken` is required to read a `tiktoken` file. Install it with `pip install tiktoken`.",
+     "missing_dependency"),
+    # torch's own operators without a kernel for a backend are not an extension of another build
+    ("NotImplementedError: Could not run 'aten::_local_scalar_dense' with arguments from the 'Meta' backend.",
+     "unknown"),
+    # a model or a program kept inside an installed package is no source of that package
+    ("FileNotFoundError: [Errno 2] No such file or directory: '/env/site-packages/insightface/models/antelopev2'",
+     "component_missing"),
+    # another node pack, not a part of the one being loaded
+    ("ModuleNotFoundError: No module named 'ComfyUI-WanVideoWrapper'", "missing_dependency"),
+    ("WARNING | downloader | 0 file(s) failed to download", "unknown"),
+    # libraries saying a file is corrupt, in their words and in capitals
+    ("OSError: Unable to load vocabulary from file. Please check that the provided vocabulary is accessible and not "
+     "corrupted.", "weights_corrupt"),
+    ("RuntimeError: MODEL FILE IS CORRUPTED", "weights_corrupt"),
+])
+def test_this_rounds_rules_leave_other_wordings_alone(text, category):
+    assert diagnose(text).category == category, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    # a message that goes on after a blank line is still one message
+    ("ValueError: \n\nThe checkpoint you are trying to load has model type `wan3` but Transformers does not "
+     "recognize this architecture.", "version_mismatch", "load"),
+    ("RuntimeError: Failed to import diffusers.models.autoencoders.autoencoder_kl because of the following error "
+     "(look up to see its traceback):\n\nNo module named 'triton'", "missing_dependency", None),
+])
+def test_a_message_continued_after_a_blank_line(text, category, stage):
+    d = diagnose(text)
+    assert d.category == category, d.to_text()
+    if stage:
+        assert d.stage == stage, d.to_text()
+
+
+def test_output_writers_and_face_restoration_are_not_input_reading():
+    write = _tb(("/app/run.py", "main", "torchvision.io.write_png(frame, 'out.png')"),
+                ("/env/site-packages/torchvision/io/image.py", "write_png", "torch.ops.image.write_png(input)"))
+    restore = _tb(("/app/run.py", "main", "restored = restorer.enhance(frame)"),
+                  ("/env/site-packages/facexlib/utils/face_restoration_helper.py", "get_face_landmarks_5", "x"))
+    assert diagnose(write).stage != "preprocess" and diagnose(restore).stage != "preprocess"

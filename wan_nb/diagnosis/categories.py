@@ -9,10 +9,14 @@ from wan_nb.diagnosis.patterns import (
     _I,
     _LIBRARY_PATH,
     _WRAPPER_PATH,
+    BINARY_MISMATCH,
+    ENCODER_MISSING,
+    FACE_NOT_DETECTED,
     KNOWN_PACKAGES,
     KWARG_SINCE,
     Finding,
     Phrases,
+    _literal_starts,
     _rx,
     in_users_script,
     is_type,
@@ -93,9 +97,11 @@ _CORRUPT = Phrases(
     r"|could not parse ModelProto|model_proto-(?:>|&gt;)ParseFromArray")
 # A library saying a file is corrupt (not a reporter wondering whether it is); tried only when
 # the word is in the text, since a list of words in front of it is slow to scan for.
-_CORRUPT_WORDS = _rx(r"(?:file|archive|checkpoint|data|header|download|zip|model|weights)\s+(?:is |was |seems |appears "
-                     r"|might be |may be )?(?:to be )?corrupt(?:ed)?\b"
-                     r"|\bcorrupt(?:ed)?\s+(?:file|archive|checkpoint|data|header|download|zip|model|weights)")
+_CORRUPT_WORDS = _rx(r"(?:file|archive|checkpoint|data|header|download|zip|model|weights|folder|vocabulary)\s+"
+                     r"(?:is |was |seems |appears |might be |may be )?(?:to be )?corrupt(?:ed)?\b"
+                     r"|\bcorrupt(?:ed)?\s+(?:file|archive|checkpoint|data|header|download|zip|model|weights)"
+                     # transformers' tokenizers: "... is accessible and not corrupted"; huggingface_hub's cache
+                     r"|\baccessible and not corrupted|Corrupted\w*Exception")
 _MISSING_FILE = re.compile(r"no file named (?P<file>.+?) found in directory (?P<path>.+?)\.?\s*$", _I | re.M)
 _NO_FILE_NAMED = re.compile(r"(?<!\S)(?P<path>\S+) does not appear to have (?:a file|files?) named (?P<file>[^\s,.]+"
                             r"(?:\.\w+)*)", _I)
@@ -121,7 +127,7 @@ _COMPONENT_MISSING = Phrases(
     # VideoHelperSuite's Load Video (Path): OpenCV could not open the path given.
     r"|could not be loaded with cv\b"
     # modelscope's downloader finished with files missing (the load then fails on what is there).
-    r"|\d+ files?(?:\(s\))? failed to download"
+    r"|\b[1-9]\d* files?(?:\(s\))? failed to download"
     # the hub has no such file in the repo (the diffusers-format files not merged yet).
     r"|Not Found for url: https?://huggingface\.co/|model_index\.json missing|(?:missing|no) model_index\.json"
     # The hub was unreachable while a file of the model was fetched.
@@ -131,7 +137,7 @@ _COMPONENT_MISSING = Phrases(
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b")
-_MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]+?)['\"]?(?=[\s'\";,)]|$)", _I | re.M)
+_MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]*\w)", _I)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
 _OBJECT_NO_ATTR = re.compile(r"['\"](?P<obj>\w+)['\"] object has no attribute ['\"]?(?P<name>\w+)", _I)
@@ -150,7 +156,7 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 # triton compiles its kernels with the system's C compiler.
                 r"|Failed to find C compiler"
                 # PyAV or ffmpeg built without the encoder asked for (the LGPL builds lack libx264).
-                r"|UnknownCodecError|Unknown encoder ['\"]?\w+"
+                r"|UnknownCodecError|" + ENCODER_MISSING +
                 # torch.compile's inductor backend without triton (Windows wheels, CPU-only builds).
                 r"|Cannot find a working triton installation")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
@@ -165,8 +171,8 @@ _VERSION = Phrases(
     r"size mismatch for|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|expected shape [^\n]* but got"
     r"|the following keys are missing|No operator found for `memory_efficient_attention"
     r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in"
-    r"|compiled using NumPy 1\.x|binary incompatibility|numpy\.dtype size changed|operator \w+::\w+ does not exist"
-    r"|undefined symbol|requires (?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)\s*(?:version\s*)?[>=]"
+    r"|compiled using NumPy 1\.x|binary incompatibility|numpy\.dtype size changed|" + BINARY_MISMATCH +
+    r"|requires (?:diffusers|transformers|torch|accelerate|peft|huggingface.hub)\s*(?:version\s*)?[>=]"
     r"|please (?:upgrade|update)|is too old|not supported (?:in|by) (?:this|your) version|version [\d.]+ or (?:higher|newer)"
     r"|got multiple values for (?:keyword )?argument|has no attribute|_ARRAY_API not found"
     r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
@@ -186,7 +192,7 @@ _VERSION = Phrases(
     # transformers' and diffusers' check of their own pinned dependencies at import.
     r"|is required for a normal functioning of this module, but found"
     # an op of torchvision (or another extension) built without the backend torch runs it on.
-    r"|Could not run '\w+::\w+' with arguments from the '\w+' backend"
+    r"|Could not run '(?!aten::)\w+::[\w.]+' with arguments from the '\w+' backend"
     r"|(?:requires|needs) (?:a |the )?(?:newer|latest) version|newer version of [\w.-]+ is required"
     r"|(?:is|are) (?:only )?(?:supported|available) (?:from|since|starting (?:from|with)) (?:version |v)?\d"
     r"|(?:introduced|added) in (?:version |v)\d+\.\d+|\bis outdated\b"
@@ -218,28 +224,30 @@ _INVALID = Phrases(
     # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
     r"|\bonly [\w-]+ models? supports? (?:image|video|audio) input"
     # Lip-sync and portrait pipelines need a face in every input frame.
-    r"|\bface (?:was )?not detected|\bno faces? (?:was |were )?(?:detected|found)"
+    r"|" + FACE_NOT_DETECTED +
     # a video loader left with no frames by its skip/cap/select settings
     r"|\bNo frames (?:generated|were (?:loaded|read|generated))")
 # How diffusers' pipelines word their argument checks (``check_inputs``, read from the installed
-# sources: tests/test_diagnose.py runs every such message of the video pipelines): two
-# arguments that exclude or need each other, lengths and batch sizes that must agree, a value
-# out of its range, an argument of an unsupported type or shape. Each names the argument in
-# backticks or in the pipelines' set phrases, which is what keeps them apart from code errors.
-_ARGUMENT_CHECK = Phrases(
+# sources: tests/test_diagnose.py runs every such message of the video pipelines, and checks
+# that torch's, NumPy's and transformers' own wordings are left alone): two arguments that
+# exclude or need each other, lengths and batch sizes that must agree, a value out of its
+# range, an argument of an unsupported type or shape. Matched with their case as diffusers
+# writes them, and mostly by the argument's name in backticks (torch's internal asserts,
+# "Expected len(x) == 1", are left alone).
+_ARGUMENT_CHECK = re.compile(_literal_starts(
     r"Cannot (?:pass|forward|provide) both\b|cannot be (?:provided|passed|used) (?:simultaneously|together)"
-    r"|must have the same (?:shape|length|size|batch|dimension|number)|should have the same (?:length|size|batch|number)"
-    r"|batch size:? \d+,? must be|must be (?:the )?same as prompt batch size|\bExpected len\(|Excepted image to have length"
+    r"|must have the same [\w ]{1,30} when passed directly|Mask and image must have the same size"
+    r"|batch size:? \d+,? must be|must be (?:the )?same as prompt batch size|Excepted image to have length"
     r"|Expected length of image|should in \[[\d.]+, [\d.]+\]|can't be (?:larger|smaller) than|cannot be larger or equal to"
-    r"|but (?:is )?expected to be \d|Only unpacked \(\d+D\)|Unsupported (?:input|output_type|generator) type"
-    r"|\bUnsupported output_type|is not supported at the moment|is not yet supported\. This may be supported"
-    r"|only supports generating one \w+ at a time|batches[^\n]{0,40} must be (?:the )?same size"
-    r"|\bsingle batch of (?:multiple|varying)")
+    r"|but is expected to be \d|Only unpacked \(\d+D\)|Unsupported input type\. Expected|Unsupported output_type"
+    r"|is not yet supported\. This may be supported|only supports generating one \w+ at a time"
+    r"|batches[^\n]{0,40} must be (?:the )?same size|\bsingle batch of (?:multiple|varying)"
+    r"|it must have the same length as the number of"))
 # (The same checks naming their arguments in backticks: tried only where a backtick is.)
-_ARGUMENT_CHECK_NAMED = Phrases(
+_ARGUMENT_CHECK_NAMED = re.compile(_literal_starts(
     r"\bOnly one of `|\bPass (?:either|one of|exactly one of) `"
     r"|\bProvide (?:either |only one of |one of |exactly one of |a )?`|\bPlease provide (?:either )?\s*`"
-    r"|`[^`\n]{1,40}`, not both\b"
+    r"|`[^`\n]{1,40}`, not both\b|`[^`\n]{1,60}` (?:must|should) have the same"
     r"|If (?:any of )?`\w+`[^\n]{0,60}(?:is|are) provided, |\bMust provide `|Cannot (?:provide|forward) `\w+` without"
     r"|\balong with `|`\w+` (?:can only be passed|is required|are required|is missing|cannot be (?:None|undefined|greater))"
     r"|\binput cannot be undefined|Cannot leave (?:both )?`"
@@ -247,7 +255,17 @@ _ARGUMENT_CHECK_NAMED = Phrases(
     r"|`\w+` must contain at least one|`\w+` (?:has|have) \d+ elements, but"
     r"|`\w+` (?:has unsupported dimensions|has unexpected shape)|\bUnsupported `\w+"
     r"|`\w+` must have `?\(num_frames|`\w+` must have `1 \+ k|`\w+` has to contain a key|Cannot forward `\w+` when"
-    r"|`\w+`: \S+ has \d+ elements|\bOnly [^\n]{1,60} supports? `\w+`")
+    r"|`\w+`: \S+ has \d+ elements|\bOnly [^\n]{1,60} supports? `\w+`"))
+
+
+def _argument_check(err: ParsedError, text: str) -> bool:
+    """The pipeline refused its arguments (its check_inputs, or one of its set phrases)."""
+    if is_type(err, "ValueError", "TypeError") and any(f.name == "check_inputs" for f in err.frames):
+        return True
+    if _PIP_INSTALL.search(text):
+        return False  # "`tiktoken` is required ... pip install tiktoken": a package, not an argument
+    return bool(_INVALID.search(text) or _ARGUMENT_CHECK.search(text)
+                or ("`" in text and _ARGUMENT_CHECK_NAMED.search(text)))
 _USER_TYPES = ("NameError", "SyntaxError", "TypeError", "AttributeError", "KeyError", "IndexError",
                "ZeroDivisionError", "UnboundLocalError")
 
@@ -377,7 +395,8 @@ _WEIGHTS_ONLY = Phrases(r"Weights only load failed|WeightsUnpickler error|Unsupp
 
 
 _PACKAGE_DIR = re.compile(r"[/\\](?:site|dist)-packages[/\\]", _I)
-_WEIGHT_NAME = re.compile(r"\.(?:safetensors|bin|pth|pt|ckpt|gguf|onnx|json|model)$", _I)
+# (Sources and compiled parts of the package; a model file or folder kept there is a model's.)
+_SOURCE_NAME = re.compile(r"\.(?:py|pyi|pyx|c|cc|cpp|cu|cuh|h|hpp|so|pyd|dll)$", _I)
 
 
 def _loading(err: ParsedError, text: str) -> Finding | None:
@@ -400,7 +419,7 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
         # other objects (numpy scalars, argparse) loads with the code's torch, not this one.
         return Finding("version_mismatch", "this torch (2.6+) loads checkpoints weights-only by default; the code "
                        "that loads this file was written for an older torch")
-    if _CORRUPT.search(text) or ("orrupt" in text and _CORRUPT_WORDS.search(text)):
+    if _CORRUPT.search(text) or ("orrupt" in text.lower() and _CORRUPT_WORDS.search(text)):
         facts: dict[str, str | int | float] = {}
         m = re.search(r"(?:checkpoint file|config file at|file) (?:for )?['\"]([^'\"]+)['\"]", text, _I)
         if m:
@@ -426,7 +445,7 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
                            {"missing_package": "ffmpeg"})
         if re.search(r"\.(?:png|jpe?g|webp|gif|bmp|mp4|mov|avi|mkv|webm)$", name, _I):
             return Finding("invalid_input", "an input file given to the pipeline does not exist", {"missing_path": path})
-        if _PACKAGE_DIR.search(path) and not _WEIGHT_NAME.search(name):
+        if _PACKAGE_DIR.search(path) and _SOURCE_NAME.search(name):
             # A source or data file inside an installed package (colossalai's kernel sources):
             # the install is not the release the code expects, not a model part left out.
             return Finding("version_mismatch", "a file inside an installed package is not there: the installed "
@@ -493,9 +512,10 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
         if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
             return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
-        if "-" in top:
-            # No pip package is imported by a name with a hyphen: a folder of the app or node
-            # pack itself ("ComfyUI-Easy-Use.py.libs.fluxai"): its own files are incomplete.
+        if "-" in top and "." in module and re.search(r"[/\\]" + re.escape(top) + r"(?:[/\\\s'\"]|$)", text):
+            # No pip package is imported by a name with a hyphen: a part of the node pack being
+            # imported ("ComfyUI-Easy-Use.py.libs.fluxai" while custom_nodes/ComfyUI-Easy-Use
+            # loads): its own files are incomplete.
             return Finding("unknown", "a module of the app or node pack itself is missing (its own files, not a "
                            "package to install): a bug or an incomplete update of that code", facts)
         if top in _COMFYUI_MODULES:
@@ -510,7 +530,7 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
                        {"package": m["pkg"], "required": m["spec"]})
     m = _REQUIRES_LIB.search(text)
     pip = _PIP_INSTALL.search(text)
-    if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text)):
+    if pip and not m and (is_type(err, "ImportError") or _NOT_INSTALLED.search(text) or " is required " in text):
         return Finding("missing_dependency", "the error asks for a package to be installed",
                        {"missing_package": pip["pkg"]})
     if m and (is_type(err, "ImportError", "RuntimeError", "AssertionError", "OSError") or not err.type
@@ -755,7 +775,6 @@ def _code_and_versions(err: ParsedError, text: str) -> Finding | None:
         if m:
             facts["parameter"] = m[1]
         return Finding("version_mismatch", "the checkpoint or code expects another library version", facts)
-    if _INVALID.search(text) or _ARGUMENT_CHECK.search(text) or ("`" in text and _ARGUMENT_CHECK_NAMED.search(text)) or (is_type(err, "ValueError", "TypeError")
-                                 and any(f.name == "check_inputs" for f in err.frames)):
+    if _argument_check(err, text):
         return Finding("invalid_input", "the pipeline rejected the arguments it was called with")
     return None

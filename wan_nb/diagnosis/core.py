@@ -435,15 +435,14 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 # processor cannot convert what it got; an RGBA/greyscale image met RGB): the input was being
 # made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
 # (Lip-sync and portrait pipelines find the face in every input frame before anything runs.)
-_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|\bface (?:was )?not detected"
-                              r"|\bno faces? (?:was |were )?(?:detected|found)", re.I)
+_INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|" + P.FACE_NOT_DETECTED, re.I)
 # A compiled extension built against another torch or NumPy: found out when it is loaded.
-_BINARY_MISMATCH = re.compile(r"undefined symbol|operator \w+::\w+ does not exist")
+_BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
 # A package's own import of one of its parts failing (flash_attn importing its compiled
 # extension), as the innermost frame: nothing ran yet, whatever the package is for.
 _IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
-# The video writer's codec, named in its own error (PyAV, ffmpeg): the frames were being written.
-_CODEC_MSG = re.compile(r"UnknownCodecError|Unknown encoder ['\"]?\w+|Could not find (?:codec|encoder)\b", re.I)
+# The video writer's encoder, named in its own error (ffmpeg): the frames were being written.
+_CODEC_MSG = re.compile(P.ENCODER_MISSING, re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
                           r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")

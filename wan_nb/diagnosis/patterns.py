@@ -25,6 +25,15 @@ _I = re.IGNORECASE
 _LIBRARY_PATH = re.compile(r"/(?:site|dist)-packages/|/lib/python\d[\d.]*/|/python_embed(?:ed)?/|/Lib/", _I)
 
 
+# Phrases more than one rule reads (the category and the stage of the same message).
+# Lip-sync and portrait pipelines find the face in each input frame before anything runs.
+FACE_NOT_DETECTED = r"\bface (?:was )?not detected|\bno faces? (?:was |were )?detected"
+# A compiled extension built against another torch (an op it registers, a symbol it links).
+BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist"
+# ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264).
+ENCODER_MISSING = r"Unknown encoder ['\"]?\w+"
+
+
 def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, _I | flags)
 
@@ -57,10 +66,10 @@ class Phrases:
 def _literal_starts(pattern: str) -> str:
     r"""The same pattern with each top-level branch's leading ``\b`` moved behind its first letter.
 
-    ``re`` scans for a match quickly (a table of first characters) only when every branch of
-    the alternation starts with a literal; one ``\bword`` makes it try every branch at every
-    position, three to six times slower on a long list. ``\bw`` matches where ``w(?<!\w.)``
-    does (a word character w not preceded by another), so the branch starts with ``w``.
+    At each position ``re`` skips a branch whose first character is a literal that does not
+    match, but it must try a ``\b`` branch in full; so ``\bword`` branches make a long list three
+    to six times slower. ``\bw`` matches where ``w(?<!\w.)`` does (the letter w with no word
+    character before it), and that branch starts with a literal.
     """
     out: list[str] = []
     depth, i, start = 0, 0, True
@@ -82,6 +91,12 @@ def _literal_starts(pattern: str) -> str:
             in_class = c != "]"
         elif c == "[":
             in_class = True
+            # "[]a]" and "[^]a]": a "]" right after the opening is a member, not the end.
+            skip = 2 if pattern.startswith("^]", i + 1) else 1 if pattern.startswith("]", i + 1) else 0
+            if skip:
+                out.append(pattern[i:i + 1 + skip])
+                i += 1 + skip
+                continue
         elif c == "(":
             depth += 1
         elif c == ")":

@@ -248,6 +248,8 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
             # (FramePack's move_model_to_device_with_memory_preservation(...), resize_and_center_crop(...),
             # save_bcthw_as_mp4(...)): weak, a frame inside that helper says more.
             for called in _CALLED.findall(frame.code):
+                if called in _NOT_A_MOVE:
+                    continue
                 for names, stage in _CALLED_NAME_RULES:
                     if names.match(called):
                         return stage, WEAK
@@ -261,8 +263,8 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
 _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resize_and_crop|pil_to_numpy|numpy_to_pt"
                                  r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
                                  r"|binarize|apply_overlay|get_crop_region)$")
-_VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/facexlib/|/face_alignment/|/mediapipe/|/torchvision/io/image\.py$",
-                              _I)
+# (Not facexlib: GFPGAN/CodeFormer restore the generated faces with it, after the run.)
+_VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/face_alignment/|/mediapipe/", _I)
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
 _WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
 _MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
@@ -300,9 +302,9 @@ _MOVE_FUNC = re.compile(r"^(?:move_\w*(?:model|module|pipe|weights|device|gpu|cu
                         r"|load_model_as_complete|fake_\w*current_device)$")
 _CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 # (accelerate's set_module_tensor_to_device puts each weight in place while a model is built: a load.)
-_CALLED_MOVE = re.compile(r"(?!set_module_tensor)" + _MOVE_FUNC.pattern)
+_NOT_A_MOVE = frozenset({"set_module_tensor_to_device"})
 _CALLED_NAME_RULES = ((_VAE_DECODE_NAME, "vae_decode"), (_VAE_ENCODE_NAME, "vae_encode"), (_TEXT_FUNC, "text_encode"),
-                      (_PRE_FUNC, "preprocess"), (_POST_FUNC, "postprocess"), (_CALLED_MOVE, "to_device"))
+                      (_PRE_FUNC, "preprocess"), (_POST_FUNC, "postprocess"), (_MOVE_FUNC, "to_device"))
 _TOKENIZE_FUNC = re.compile(r"^(?:__call__|_?call_one|encode|encode_plus|_?batch_encode_plus|_?encode_plus|tokenize"
                             r"|_tokenize|convert_tokens_to_ids|pad)$")
 # diffusers' Wan pipelines clean the prompt (ftfy, html, whitespace) before the T5 encoder sees it.

@@ -259,10 +259,11 @@ def parse(text: str) -> ParsedText:
         i += 1
         if not line.strip():
             if current is not None and not in_block:
-                if not current.frames:
+                if not current.frames and current.message.strip() and not current.message.rstrip().endswith(":"):
                     # An exception line pasted alone (an issue's first line): what follows a
                     # blank line is the reporter's prose, not the message ("... looking for a
-                    # corrupt cached latent" is no corrupt file).
+                    # corrupt cached latent" is no corrupt file). A message still to come (empty,
+                    # or ending "the following error:") goes on.
                     close()
                 else:
                     current.message += "\n"
