@@ -536,6 +536,15 @@ _MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call
     (_tb(("/c/ComfyUI/custom_nodes/comfyui-kjnodes/nodes/image_nodes.py", "resize",
           "image = common_upscale(image, width, height, upscale_method, crop)")), "preprocess"),
     (_tb(("/app/run.py", "main", "cap = cv2.VideoCapture(args.video)")), "preprocess"),
+    # PyAV: its input container decodes the input, its output container encodes the result.
+    (_tb(("/app/run.py", "main", "for frame in container.decode():"),
+         ("av/container/input.pyx", "decode", ""), error="AttributeError: 'X' object has no attribute 'decode'"),
+     "preprocess"),
+    (_tb(("/app/run.py", "main", "stream = container.add_stream('h264', rate=20)"),
+         ("av/container/output.pyx", "av.container.output.OutputContainer.add_stream", "")), "postprocess"),
+    (_tb(("/app/q.py", "main", "quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())"),
+         ("/env/site-packages/torchao/quantization/quant_api.py", "_normalize_granularity", "assert is_sm_at_least_90()")),
+     "load"),
     # accelerate's set_module_tensor_to_device fills a model being built: a load, not a move.
     (_tb(("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/nodes.py", "loadmodel", "encoder = T5EncoderModel("),
          ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/t5.py", "__init__",
@@ -764,6 +773,27 @@ def test_libraries_own_dependency_checks_raised_live():
      "unknown", "load"),
     ("ModuleNotFoundError: No module named 'sageattention'", "missing_dependency", "load"),
     ("Only vision_language models support image input on this node", "invalid_input", None),
+    ("ValueError: PEFT backend is required for this method.", "missing_dependency", None),
+    ("Could not load lora: PEFT backend is required for this method.", "missing_dependency", "load"),
+    ("LLVM ERROR: Symbol not found: __svml_cosf8_ha", "missing_dependency", None),
+    ("Incorrect version of mmgp (3.5.1), version 3.5.3 is needed.", "version_mismatch", "load"),
+    ("torch.backends.cuda.matmul.allow_fp16_accumulation is not available in this version of torch, requires torch "
+     "2.7.0", "version_mismatch", None),
+    ("AssertionError: PerRow quantization only works for CUDA>=9.0 and MI300+", "dtype_mismatch", None),
+    ("An error happened while trying to locate the files on the Hub and we cannot find the appropriate snapshot folder "
+     "for the specified revision on the local disk.", "component_missing", "load"),
+    # an import of the hub's error class that fails is the hub's release, not a file the hub lacks
+    ("ImportError: cannot import name 'LocalEntryNotFoundError' from 'huggingface_hub.errors'", "version_mismatch",
+     "load"),
+    ("Patch( (proj): Conv2d(32, 3072) ) does not have a parameter or a buffer named pos_embedding.",
+     "version_mismatch", "load"),
+    ("OSError: Could not find a backend to open <bytes> with iomode r.", "missing_dependency", "preprocess"),
+    ("ValueError: PeftModel() is of type: <class 'peft.peft_model.PeftModel'>, but should be "
+     "<class 'diffusers.models.modeling_utils.ModelMixin'>", "unknown", "load"),
+    ("Exception when validating node: VideoCombine.VALIDATE_INPUTS() missing 1 required positional argument: 'format'",
+     "version_mismatch", "postprocess"),
+    ("Failed to execute startup-script: /c/ComfyUI/custom_nodes/Manager/prestartup_script.py / 'set' object is not a "
+     "mapping", "unknown", "load"),
     # a reporter's hedge is no corrupt file; a library's "file is corrupted" is
     ("KeyError: 'x'\n\nI re-downloaded the files twice as I thought some might be corrupted.", "unknown", None),
     ("RuntimeError: The checkpoint file is corrupted", "weights_corrupt", "load"),

@@ -101,6 +101,48 @@ KNOWN_MISSES = {
         'a bare KeyError on a tensor name, no frame: an old loader and a file of another model read the same',
     "wanvideowrapper_30_callback_latent_cuda_cpu":
         "a device mix in the wrapper's own preview callback prints the two-device error; only the fix in the wrapper tells it apart",
+    "accelerate_2923_load_state_keyerror_step":
+        'the frame is quoted without its \'File\' ("accelerate/accelerator.py", line 3147, in load_state), so no frame is read',
+    "animatediff_evolved_430_samplercustom_0_acn_outdated":
+        '"Error occurred when executing SamplerCustom: 0" carries no message: only the thread names the outdated node pack',
+    "comfyui_11653_ltx2_tensor_size_smznodes":
+        "a size mismatch inside the sampler reads like a bad input; only the thread blames another node pack's patch",
+    "comfyui_2355_cannot_read_undefined_reading_1_title":
+        'a JavaScript TypeError of the front end, no Python at all; only the thread ties it to an old ComfyUI',
+    "diffusers_8320_single_file_autoencoderkl_name":
+        "diffusers' own object lacking an attribute reads like another release of it; the fix was in diffusers",
+    "diffusers_pr12336_wan_vae_tiling_12_channels":
+        'the stage is in prose ("fail to inference vae with vae.enable_tiling()"), which no rule reads as an encode',
+    "forge_918_update_device_mismatch_model_failed_load":
+        'a regression of the app prints the two-device error any misplaced tensor does',
+    "gguf_41_q4_0_split_block_dims_unpack":
+        'a dequantisation helper of the node pack names no stage (its forward runs in the sampler)',
+    "impact_pack_1096_no_module_impact_config":
+        "the pack's own module missing reads like a package to install; only the thread says the install was stale",
+    "interpolateeverything_1_old_preprocessors_pack_missing":
+        "another node pack's __init__.py not found reads as a file not there; the thread calls the pack a dependency",
+    "latentsync_116_no_module_latentsync_wrong_dir":
+        "the app's own package not importable (run from another folder) reads like a package to install",
+    "mmaudio_10_missing_node_types_deps":
+        "ComfyUI's missing-node-types popup says node classes are unavailable; that their imports failed for lack of packages is only in the start-up log, not pasted",
+    "multigpu_118_expected_cuda_device_got_cpu":
+        '"Expected a cuda device, but got: cpu" names no library; only the thread ties it to a ComfyUI change',
+    "opensora_763_colossalai_utils_safetensors_title":
+        "a submodule missing from an installed package not in the rules' package list reads like a package to install",
+    "pyav_1580_datastream_no_decode":
+        "PyAV's own object lacking a method reads like another PyAV release; the reporter's loop was at fault",
+    "pyav_735_h264_unknown_codec_decord_conflict":
+        "an encoder PyAV does not find reads as a build without it; only decord's thread says its bundled FFmpeg was loaded first",
+    "vhs_34_loadvideo_pil_fallback_unstable_main":
+        'a video the node cannot open reads like a bad input; only the maintainer says the branch was broken',
+    "wan2gp_1753_no_module_shared_v1150":
+        "the app's own package not importable (a regression) reads like a package to install",
+    "wan2gp_676_no_module_shared_utils_after_upgrade":
+        "the app's own package not importable after an upgrade reads like a package to install",
+    "wanvideowrapper_111_empty_image_embeds_t2v_title":
+        '"Empty image embeds must be provided for T2V" names no argument a rule reads; only the maintainer says the model was the wrong one',
+    "wanvideowrapper_431_no_attribute_vace_patch_embedding_title":
+        'a title naming a missing attribute, no object: only the reporter says a node was not connected',
     "wrapper_1366_encode_2_unexpected_pbar":
         "a bug inside the wrapper reads exactly like an installed library that is too old (the paste stops before "
         "the frame that would show that caller and callee are the same package's)",

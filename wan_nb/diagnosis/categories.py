@@ -121,6 +121,7 @@ _COMPONENT_MISSING = Phrases(
     r"|\b(?:clip|vae|model) input is invalid: None"
     r"|(?:folder|directory) (?:does not exist|not found)|missing (?:component|folder|subfolder)s?\b"
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
+    r"|cannot find the appropriate snapshot folder"
     r"|offline mode"
     # A pipeline built without a component its call needs (diffusers' check_inputs says so).
     r"|`\w+`(?: or `\w+`)? component must be set"
@@ -158,7 +159,11 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 # PyAV or ffmpeg built without the encoder asked for (the LGPL builds lack libx264).
                 r"|UnknownCodecError|" + ENCODER_MISSING +
                 # torch.compile's inductor backend without triton (Windows wheels, CPU-only builds).
-                r"|Cannot find a working triton installation")
+                r"|Cannot find a working triton installation"
+                # diffusers' LoRA loaders without the peft package
+                r"|PEFT backend is required"
+                # llvmlite/numba (or triton's LLVM) without the vector maths library it links (svml)
+                r"|LLVM ERROR: Symbol not found")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
@@ -189,6 +194,10 @@ _VERSION = Phrases(
     r"|Descriptors cannot be created directly|your generated code is out of date"
     # transformers older than the model's tokenizer or config class.
     r"|Tokenizer class \w+ does not exist or is not currently imported|Unrecognized configuration class"
+    # accelerate placing a checkpoint's tensor the installed model class does not have
+    r"|does not have a parameter or a buffer named"
+    # an app's own check of a pinned dependency ("Incorrect version of mmgp (3.5.1), version 3.5.3 is needed")
+    r"|Incorrect version of [\w.-]+|is not available in this version of torch|requires torch \d+\.\d+"
     # transformers' and diffusers' check of their own pinned dependencies at import.
     r"|is required for a normal functioning of this module, but found"
     # an op of torchvision (or another extension) built without the backend torch runs it on.
@@ -342,7 +351,9 @@ def classify(err: ParsedError) -> Finding | None:
 _FP8_UNSUPPORTED = _rx(r"fp8\w* not supported in this architecture|supported fp8 dtypes are"
                       r"|not implemented for '(?:Float8\w*)'|Float8_e\w+ (?:is )?not supported"
                       # torch's fp8 matmul (the wrappers' "fp8 fast" modes) needs Ada/Hopper (8.9+).
-                      r"|_scaled_mm is only supported on CUDA devices with compute capability")
+                      r"|_scaled_mm is only supported on CUDA devices with compute capability"
+                      # torchao's fp8 per-row scaling likewise (Hopper or MI300)
+                      r"|PerRow quantization only works for CUDA>=9\.0")
 
 
 # The note wan_nb.memory.budget puts on an error leaving a block where it refused an allocation.
@@ -452,7 +463,9 @@ def _loading(err: ParsedError, text: str) -> Finding | None:
                            "release is not the one the code was written for", {"missing_path": path})
         return Finding("component_missing", "a file or folder the loader needs is not there",
                        {"missing_path": path, "missing_file": name})
-    if _COMPONENT_MISSING.search(text):
+    if _COMPONENT_MISSING.search(text) and not _CANNOT_IMPORT.search(text):
+        # (An import of huggingface_hub's LocalEntryNotFoundError that fails names the class, not
+        # a file the hub lacks: _imports reads it.)
         facts = {}
         m = re.search(r"(?:for|at|from|named|identifier)\s+['\"]([^'\"]+)['\"]", text, _I)
         if m:

@@ -438,6 +438,12 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 _INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|" + P.FACE_NOT_DETECTED, re.I)
 # A compiled extension built against another torch or NumPy: found out when it is loaded.
 _BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
+# diffusers' pipeline constructor refusing a component of another class ("PeftModel() is of type:
+# <class 'peft...'>, but should be <class '...ModelMixin'>").
+_COMPONENT_TYPE_CHECK = re.compile(r"is of type: <class '[\w.]+'>, but should be <class")
+_READ_MODE = re.compile(r"\bwith iomode r[IiVv?]?\b")
+# An app's or library's own check of the versions it needs, run as it starts.
+_VERSION_CHECK = re.compile(r"Incorrect version of [\w.-]+|is required for a normal functioning of this module")
 # A package's own import of one of its parts failing (flash_attn importing its compiled
 # extension), as the innermost frame: nothing ran yet, whatever the package is for.
 _IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
@@ -476,6 +482,9 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
             evidence: dict[str, str | int | float]) -> tuple[str, str, Frame | None]:
     """Where it failed: the innermost frame of a known model part, then the message, then the log."""
     order = [chosen, *[e for e in reversed(parsed.errors) if e is not chosen]]
+    if _READ_MODE.search(chosen.message[:500]):
+        # imageio writes and reads through the same frames; its mode says which.
+        return "preprocess", "imageio was opening a file to read", None
     last = chosen.frames[-1] if chosen.frames else None
     if last is not None and last.name == "<module>" and not last.is_user and _IMPORT_STATEMENT.match(last.code):
         return "load", "the failing line is a package importing one of its parts", last
@@ -527,6 +536,10 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "load", "these failures happen while a pipeline is loaded", None
     if category == "version_mismatch" and _BINARY_MISMATCH.search(chosen.message[:2000]):
         return "load", "a compiled extension that does not match fails as it is imported", None
+    if _COMPONENT_TYPE_CHECK.search(chosen.message[:2000]):
+        return "load", "diffusers checks each component's class as the pipeline is built", None
+    if category == "version_mismatch" and _VERSION_CHECK.search(chosen.message[:2000]):
+        return "load", "the code checks the versions it needs as it starts", None
     if P.is_type(chosen, "ImportError") and category in ("missing_dependency", "version_mismatch"):
         return "load", "imports run before anything else, while the pipeline is set up", None
     return "unknown", "", None

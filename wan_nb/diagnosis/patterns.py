@@ -29,7 +29,7 @@ _LIBRARY_PATH = re.compile(r"/(?:site|dist)-packages/|/lib/python\d[\d.]*/|/pyth
 # Lip-sync and portrait pipelines find the face in each input frame before anything runs.
 FACE_NOT_DETECTED = r"\bface (?:was )?not detected|\bno faces? (?:was |were )?detected"
 # A compiled extension built against another torch (an op it registers, a symbol it links).
-BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist"
+BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist|No such operator \w+::\w+"
 # ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264).
 ENCODER_MISSING = r"Unknown encoder ['\"]?\w+"
 

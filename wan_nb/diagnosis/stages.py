@@ -145,6 +145,13 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if "/PIL/" in path and _PIL_READ.match(name):
         # Pillow opening, converting or resizing a picture: the input is being read.
         return "preprocess", WEAK
+    if _PYAV_PATH.search(path):
+        # PyAV reads and writes through the same package: its input container and decoders
+        # read the input video, its output container and encoders write the result.
+        if "input" in path or name in ("decode", "demux", "seek"):
+            return "preprocess", STRONG
+        if "output" in path or name in ("encode", "mux", "add_stream"):
+            return "postprocess", STRONG
     if _VIDEO_READ_PATH.search(path) or (path.endswith("/torchvision/io/video.py") and name.startswith("read")):
         # decord's and torchvision's video readers, face detectors (lip-sync and portrait
         # pipelines find the face in each input frame): the input is being read.
@@ -263,6 +270,7 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
 _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resize_and_crop|pil_to_numpy|numpy_to_pt"
                                  r"|normalize|convert_to_rgb|convert_to_grayscale|get_default_height_width|blur"
                                  r"|binarize|apply_overlay|get_crop_region)$")
+_PYAV_PATH = re.compile(r"(?:^|[/\\])av[/\\](?:container|codec|packet|frame|stream|video)\b")
 # (Not facexlib: GFPGAN/CodeFormer restore the generated faces with it, after the run.)
 _VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/face_alignment/|/mediapipe/", _I)
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
@@ -292,7 +300,7 @@ _BNB_MODULES = re.compile(r"/bitsandbytes/nn/modules\.py$")
 _LOADING_FILE = re.compile(r"/diffusers/loaders/single_file\w*\.py$|/diffusers/models/model_loading_utils\.py$"
                            r"|/transformers/integrations/(?:bitsandbytes|accelerate|ggml|finegrained_fp8|quanto|torchao"
                            r"|hqq|awq|gptq|fbgemm_fp8|bitnet)\w*\.py$")
-_QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$")
+_QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$|/torchao/quantization/")
 _LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
                         r"|/comfy/lora\w*\.py$")
 # An app's own "move this model over there" helpers (not torch's .to or a library's internals).
@@ -351,6 +359,9 @@ def stage_from_callee(callee: str) -> str | None:
         # (A config class built with a key it does not know: PEFT's LoraConfig read from an
         # adapter_config.json written by a newer release, a model config from config.json.)
         return "load"
+    if owner and _CAMEL.search(owner):
+        # A ComfyUI node's own method (VideoCombine.VALIDATE_INPUTS()): the node says the stage.
+        return node_stage(owner.rsplit(".", 1)[-1])
     return None
 
 
@@ -385,6 +396,10 @@ _PHASES = [
     # words after "Loading" would otherwise place in the stage that part runs in.
     (re.compile(r"^\W{0,3}(?:\S+\s+-\s+|[\w.:]+:(?:\w+:)*)?\s*loading\s+(?:the\s+)?['\"]?(?:text[ _]?encoders?|t5|umt5|\w*T5\w*"
                 r"|clip\w*|vae|image[ _]encoder|tokenizer|lora)\b", _I), "load"),
+    # ComfyUI-Manager's start-up scripts run before any node or model.
+    (re.compile(r"\bFailed to execute startup-script\b|\bprestartup_script\b", _I), "load"),
+    # "Could not load lora: ...", "Failed to load LoRA ...": the LoRA was being read and applied.
+    (re.compile(r"\b(?:could not|couldn't|failed to|unable to) load (?:the )?lora\b", _I), "load"),
     # "Resizing image to 832x480", "Loading input video ...", "Preprocessing the reference images".
     (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
                 r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
@@ -580,6 +595,7 @@ def component_from(err: ParsedError, facts: dict, stage: str) -> str | None:
 
 
 _STATE_DICT = _rx(r"size mismatch for|Missing key\(s\)|Unexpected key\(s\)|expected shape [^\n]* but got"
+                  r"|does not have a parameter or a buffer named"
                   r"|has been incorrectly initialized"
                   r"|keys are missing|(?:missing|unexpected) keys?\b"
                   r"|Trying to set a tensor of shape|does not recognize this architecture|Unrecognized model in")
