@@ -873,3 +873,24 @@ def test_output_writers_and_face_restoration_are_not_input_reading():
     restore = _tb(("/app/run.py", "main", "restored = restorer.enhance(frame)"),
                   ("/env/site-packages/facexlib/utils/face_restoration_helper.py", "get_face_landmarks_5", "x"))
     assert diagnose(write).stage != "preprocess" and diagnose(restore).stage != "preprocess"
+
+
+_TOKENS = st.sampled_from([r"\b", "a", "b", "_", "1", " ", ".", r"\w", r"\d", "(?:", ")", "|", "[ab]", "[^a]", "?", "+",
+                           "(?P<n>", "x", "é"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_TOKENS, min_size=1, max_size=12), st.lists(st.text("ab_1 .xé", max_size=12), min_size=1, max_size=5))
+def test_literal_starts_answers_as_the_pattern_does(tokens, texts):
+    import re
+
+    from wan_nb.diagnosis.patterns import _literal_starts
+
+    pattern = "".join(tokens)
+    try:
+        slow = re.compile(pattern)
+    except re.error:
+        return  # not a pattern at all
+    fast = re.compile(_literal_starts(pattern))
+    for text in texts:
+        assert bool(fast.search(text)) == bool(slow.search(text)), (pattern, text)

@@ -328,10 +328,12 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         if finding is not None:
             chosen = err
             break
-    if finding is None and parsed.lines:
+    whole = len(errors) == 1 and not errors[0].type and len(errors[0].message) < 3900  # the paste, not cut
+    if finding is None and parsed.lines and not whole:
         # No exception line says what failed: the log around it may (a killed process prints
         # "Killed", NumPy its ABI notice, ComfyUI "Value not in list" before the traceback).
-        # Frame and source lines are left out: their words are code, not messages.
+        # Frame and source lines are left out: their words are code, not messages. (A short
+        # paste with no exception line at all was classified as a whole already.)
         log = [line for line in parsed.lines if line[:1] not in (" ", "\t") and not line.startswith("File ")]
         finding = categories.classify(ParsedError(message="\n".join(log)[-8000:]))
         if finding is not None:

@@ -35,7 +35,8 @@ ENCODER_MISSING = r"Unknown encoder ['\"]?\w+"
 
 
 def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(pattern, _I | flags)
+    """A case-blind rule pattern (its branches' leading ``\\b`` moved for speed: see _literal_starts)."""
+    return re.compile(_literal_starts(pattern), _I | flags)
 
 
 class Phrases:
