@@ -542,6 +542,9 @@ _MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call
      "preprocess"),
     (_tb(("/app/run.py", "main", "stream = container.add_stream('h264', rate=20)"),
          ("av/container/output.pyx", "av.container.output.OutputContainer.add_stream", "")), "postprocess"),
+    (_tb(("/app/run.py", "main", "reader = torchvision.io.VideoReader(video_path, 'video')"),
+         ("/env/site-packages/torchvision/io/video_reader.py", "__init__", "self.container = av.open(src)")),
+     "preprocess"),
     (_tb(("/app/q.py", "main", "quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())"),
          ("/env/site-packages/torchao/quantization/quant_api.py", "_normalize_granularity", "assert is_sm_at_least_90()")),
      "load"),
@@ -794,6 +797,19 @@ def test_libraries_own_dependency_checks_raised_live():
      "version_mismatch", "postprocess"),
     ("Failed to execute startup-script: /c/ComfyUI/custom_nodes/Manager/prestartup_script.py / 'set' object is not a "
      "mapping", "unknown", "load"),
+    ("RTX 6000 Unsupported CUDA architecture: sm75", "accelerator_unavailable", None),
+    ("Could not open codec 'h264_nvenc': Unspecified error", "missing_dependency", "postprocess"),
+    ("AttributeError: 'ImportError' object has no attribute 'open'", "missing_dependency", None),
+    ("[ONNXRuntimeError] : 3 : NO_SUCHFILE : Load model from /m/landmark.onnx failed", "component_missing", "load"),
+    ("Error while loading Loras: Lora 'loras/x.safetensors' contains unexpected module keys, it is likely that this "
+     "Lora is for a different model", "invalid_input", "load"),
+    ("AssertionError: You do not have CLIP state dict!", "component_missing", "load"),
+    ("An outdated version(<1.16.9) of the `comfyui-frontend-package` is installed. It is not compatible with the "
+     "current version of the Impact Pack.", "version_mismatch", None),
+    ("comfyui-pack module for custom nodes: No module named 'surrealist'", "missing_dependency", "load"),
+    # the reporter's sentence says which call failed (the text encoder named in it is not the stage)
+    ("`XPipeline.from_pretrained()` fails when loading the text encoder component with transformers 5.1.0:\n"
+     "AttributeError: 'T5GemmaConfig' object has no attribute 'attention_dropout'", "version_mismatch", "load"),
     # a reporter's hedge is no corrupt file; a library's "file is corrupted" is
     ("KeyError: 'x'\n\nI re-downloaded the files twice as I thought some might be corrupted.", "unknown", None),
     ("RuntimeError: The checkpoint file is corrupted", "weights_corrupt", "load"),

@@ -143,6 +143,48 @@ KNOWN_MISSES = {
         '"Empty image embeds must be provided for T2V" names no argument a rule reads; only the maintainer says the model was the wrong one',
     "wanvideowrapper_431_no_attribute_vace_patch_embedding_title":
         'a title naming a missing attribute, no object: only the reporter says a node was not connected',
+    "advcontrolnet_238_same_device_mat2_update_acn":
+        'a node pack out of step with ComfyUI prints the two-device error any misplaced tensor does',
+    "aitoolkit_301_diffuserss_model_id_typo":
+        "a repo id the toolkit itself misspelled reads as a model not found; only the reporter traced it to the toolkit's code",
+    "cogvideo_407_i2v_with_t2v_model_16_vs_8":
+        'a concatenation of 16 and 8 channels reads like any size mismatch; only the maintainer says a T2V model was used for I2V',
+    "comfyui_9211_gguf_qwen_image_architecture_update_gguf":
+        'the GGUF architecture string of a model newer than the node pack; a foreign string reads the same (gguf_230)',
+    "controlnetaux_432_input_combo_resolution_typo":
+        "a typo in the pack's own call of its own helper reads like code for another release",
+    "controlnetaux_451_utils_module_long_paths":
+        "the pack's own module missing (files left out by Windows path lengths) reads like a package to install",
+    "diffusers_125_accelerate_launch_nonetype_lower":
+        "a None where accelerate's launcher reads its config says nothing of the config file that was never written",
+    "diffusers_13279_autoencoderrae_old_transformers":
+        "'NoneType' object has no attribute 'to' inside transformers' weight init names no version",
+    "diffusers_13833_cliptextmodel_no_text_model_transformers56":
+        'the stage is not shown: a bare AttributeError on a transformers class',
+    "forge_1133_no_clip_state_dict_update_fixed":
+        'Forge\'s "You do not have CLIP state dict!" means a checkpoint without a text encoder in other threads (forge_1471); here an update broke it',
+    "forge_2919_bnb_nf4_function_not_found_cu128":
+        "a function missing from bitsandbytes' binary reads like a build without GPU support; only the thread says a newer bitsandbytes had it",
+    "framepack_722_sm120_no_kernel_image_5080":
+        "the stage is only in prose quoting the app's line (hunyuan.py: llama_attention_length = ...)",
+    "impact_809_subpack_nodes_install_py_not_run":
+        "the pack's own module missing reads like a package to install; only the maintainer says install.py was not run",
+    "invokeai_5009_configure_expected_string_model_gone":
+        '"expected string or bytes-like object" in the installer says nothing of the model no longer offered',
+    "opensoraplan_540_t2v_script_with_i2v_model_title":
+        'the model class lacking an attribute reads like another release; only the maintainer says the wrong script was used',
+    "peft_1914_cannot_import_loraconfig_typo":
+        'a misspelled name (Loraconfig) reads like a name an older peft lacks; the text cannot tell without importing peft',
+    "transformers_36321_get_text_config_node_449":
+        'a frameless "object has no attribute" on a config of unknown origin; only the prose ties it to a transformers upgrade',
+    "wan2gp_1215_cuda_oom_after_driver_update":
+        'a CUDA out-of-memory error is one; only the thread found that a driver update caused it',
+    "wan2gp_2101_minimax_h3_lora_unsupported":
+        'Wan2GP\'s "this Lora is for a different model" is a wrong LoRA in other threads (wan2gp_1936); here the app was too old for it',
+    "wan2gp_675_pinokio_enoent_mmgp":
+        "Pinokio's unexpanded path (ENOENT ...{{input.event[0]}}) says nothing of the requirements not reinstalled",
+    "wanvideowrapper_1146_tensors_two_devices_regression":
+        'a regression in the wrapper prints the two-device error any misplaced tensor does',
     "wrapper_1366_encode_2_unexpected_pbar":
         "a bug inside the wrapper reads exactly like an installed library that is too old (the paste stops before "
         "the frame that would show that caller and callee are the same package's)",

@@ -58,7 +58,9 @@ _UNAVAILABLE = Phrases(
     # default cudaMallocAsync allocator on older cards and some VMs): unsupported, not a fault.
     r"|CUDA error: operation not supported|cudaErrorNotSupported"
     # FlashAttention's kernels exist for Ampere (sm8x) and Hopper (sm90) only.
-    r"|Expected is_sm\d+\w*(?: \|\| is_sm\d+\w*)* to be true")
+    r"|Expected is_sm\d+\w*(?: \|\| is_sm\d+\w*)* to be true"
+    # kernels (SageAttention 2, FlashAttention 2) built for newer GPUs than this one
+    r"|Unsupported CUDA architecture")
 _FAULT = Phrases(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
@@ -123,6 +125,10 @@ _COMPONENT_MISSING = Phrases(
     r"|not cached locally|(?:is not|isn't|wasn't) (?:in the )?cache|while trying to fetch metadata from the Hub"
     r"|cannot find the appropriate snapshot folder"
     r"|offline mode"
+    # Forge given a checkpoint without its text encoder or VAE (a GGUF or UNet-only file)
+    r"|You do not have (?:CLIP|VAE|T5|text encoder) state dict"
+    # ONNX Runtime given a model path with no file there
+    r"|\bNO_SUCHFILE\b"
     # A pipeline built without a component its call needs (diffusers' check_inputs says so).
     r"|`\w+`(?: or `\w+`)? component must be set"
     # VideoHelperSuite's Load Video (Path): OpenCV could not open the path given.
@@ -160,6 +166,8 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 r"|UnknownCodecError|" + ENCODER_MISSING +
                 # torch.compile's inductor backend without triton (Windows wheels, CPU-only builds).
                 r"|Cannot find a working triton installation"
+                # a module a failed import left behind as the ImportError itself (torchvision's av)
+                r"|'(?:ImportError|ModuleNotFoundError)' object has no attribute"
                 # diffusers' LoRA loaders without the peft package
                 r"|PEFT backend is required"
                 # llvmlite/numba (or triton's LLVM) without the vector maths library it links (svml)
@@ -196,6 +204,8 @@ _VERSION = Phrases(
     r"|Tokenizer class \w+ does not exist or is not currently imported|Unrecognized configuration class"
     # accelerate placing a checkpoint's tensor the installed model class does not have
     r"|does not have a parameter or a buffer named"
+    # a node pack's or app's own check that a package is recent enough
+    r"|\bAn outdated version\b|is not compatible with the current version of"
     # an app's own check of a pinned dependency ("Incorrect version of mmgp (3.5.1), version 3.5.3 is needed")
     r"|Incorrect version of [\w.-]+|is not available in this version of torch|requires torch \d+\.\d+"
     # transformers' and diffusers' check of their own pinned dependencies at import.
@@ -230,6 +240,8 @@ _INVALID = Phrases(
     r"|Input and output sizes should be greater than 0"
     r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
     r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )"
+    # Wan2GP refusing a LoRA whose keys are of another model
+    r"|it is likely that this Lora is for a different model"
     # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
     r"|\bonly [\w-]+ models? supports? (?:image|video|audio) input"
     # Lip-sync and portrait pipelines need a face in every input frame.

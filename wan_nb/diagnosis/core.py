@@ -440,6 +440,10 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 _INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|" + P.FACE_NOT_DETECTED, re.I)
 # A compiled extension built against another torch or NumPy: found out when it is loaded.
 _BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
+# A LoRA read and applied to the model ("Error while loading Loras: ...", "this Lora is for a
+# different model"): part of setting the model up.
+_LORA_LOADING = re.compile(r"\b(?:while|when|could not|failed to) load(?:ing)? (?:the )?loras?\b"
+                           r"|\bLora\b[^\n]{0,200}\bfor a different model", re.I)
 # diffusers' pipeline constructor refusing a component of another class ("PeftModel() is of type:
 # <class 'peft...'>, but should be <class '...ModelMixin'>").
 _COMPONENT_TYPE_CHECK = re.compile(r"is of type: <class '[\w.]+'>, but should be <class")
@@ -453,7 +457,7 @@ _IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
 _CODEC_MSG = re.compile(P.ENCODER_MISSING, re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
 _IMPORT_NAME = re.compile(r"cannot import name ['\"]?\w+['\"]? from|Failed to import [\w.]+ because of the following"
-                          r"|Cannot import \S.* module for custom nodes|\(IMPORT FAILED\)")
+                          r"|\bmodule for custom nodes:|\(IMPORT FAILED\)")
 
 
 _IMAGE_CONTEXT = re.compile(r"\bimage_embedder\b|WanImageEmbedding")
@@ -538,6 +542,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "load", "these failures happen while a pipeline is loaded", None
     if category == "version_mismatch" and _BINARY_MISMATCH.search(chosen.message[:2000]):
         return "load", "a compiled extension that does not match fails as it is imported", None
+    if _LORA_LOADING.search(chosen.message[:2000]):
+        return "load", "the message is about a LoRA being loaded", None
     if _COMPONENT_TYPE_CHECK.search(chosen.message[:2000]):
         return "load", "diffusers checks each component's class as the pipeline is built", None
     if category == "version_mismatch" and _VERSION_CHECK.search(chosen.message[:2000]):

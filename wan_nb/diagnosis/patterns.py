@@ -30,8 +30,9 @@ _LIBRARY_PATH = re.compile(r"/(?:site|dist)-packages/|/lib/python\d[\d.]*/|/pyth
 FACE_NOT_DETECTED = r"\bface (?:was )?not detected|\bno faces? (?:was |were )?detected"
 # A compiled extension built against another torch (an op it registers, a symbol it links).
 BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist|No such operator \w+::\w+"
-# ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264).
-ENCODER_MISSING = r"Unknown encoder ['\"]?\w+"
+# ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264), or
+# without the driver it needs (NVENC): the video writer cannot start.
+ENCODER_MISSING = r"Unknown encoder ['\"]?\w+|Could not open codec '\w+'"
 
 
 def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:

@@ -272,7 +272,8 @@ _IMAGE_PROCESSOR_IN = re.compile(r"^(?:preprocess|resize|_resize_and_fill|_resiz
                                  r"|binarize|apply_overlay|get_crop_region)$")
 _PYAV_PATH = re.compile(r"(?:^|[/\\])av[/\\](?:container|codec|packet|frame|stream|video)\b")
 # (Not facexlib: GFPGAN/CodeFormer restore the generated faces with it, after the run.)
-_VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/face_alignment/|/mediapipe/", _I)
+_VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/face_alignment/|/mediapipe/|/torchvision/io/video_reader\.py$",
+                              _I)
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
 _WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
 _MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
@@ -399,7 +400,8 @@ _PHASES = [
     # ComfyUI-Manager's start-up scripts run before any node or model.
     (re.compile(r"\bFailed to execute startup-script\b|\bprestartup_script\b", _I), "load"),
     # "Could not load lora: ...", "Failed to load LoRA ...": the LoRA was being read and applied.
-    (re.compile(r"\b(?:could not|couldn't|failed to|unable to) load (?:the )?lora\b", _I), "load"),
+    (re.compile(r"\b(?:could not|couldn't|failed to|unable to) load (?:the )?lora\b|\berror while loading loras?\b", _I),
+     "load"),
     # "Resizing image to 832x480", "Loading input video ...", "Preprocessing the reference images".
     (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
                 r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
@@ -527,8 +529,9 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
-_FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\(",
-                             re.I)
+_FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\("
+                             # "`XPipeline.from_pretrained()` fails when loading the text encoder"
+                             r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b", re.I)
 
 
 _CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"
