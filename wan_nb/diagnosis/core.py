@@ -328,12 +328,13 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         if finding is not None:
             chosen = err
             break
-    whole = len(errors) == 1 and not errors[0].type and len(errors[0].message) < 3900  # the paste, not cut
+    # A paste with no exception line at all is one typeless error holding the whole paste (up to
+    # 4,000 characters): classified already, it need not be read again as its own log.
+    whole = len(errors) == 1 and not errors[0].type and len(errors[0].message) < 3900
     if finding is None and parsed.lines and not whole:
         # No exception line says what failed: the log around it may (a killed process prints
         # "Killed", NumPy its ABI notice, ComfyUI "Value not in list" before the traceback).
-        # Frame and source lines are left out: their words are code, not messages. (A short
-        # paste with no exception line at all was classified as a whole already.)
+        # Frame and source lines are left out: their words are code, not messages.
         log = [line for line in parsed.lines if line[:1] not in (" ", "\t") and not line.startswith("File ")]
         finding = categories.classify(ParsedError(message="\n".join(log)[-8000:]))
         if finding is not None:
@@ -438,7 +439,7 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 # made ready. (A pipeline's check_inputs refusing an argument's type says no stage.)
 # (Lip-sync and portrait pipelines find the face in every input frame before anything runs.)
 _INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|" + P.FACE_NOT_DETECTED, re.I)
-# A compiled extension built against another torch or NumPy: found out when it is loaded.
+# A compiled extension built against another torch: found out when it is loaded.
 _BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
 # A LoRA read and applied to the model ("Error while loading Loras: ...", "this Lora is for a
 # different model"): part of setting the model up.
@@ -447,6 +448,7 @@ _LORA_LOADING = re.compile(r"\b(?:while|when|could not|failed to) load(?:ing)? (
 # diffusers' pipeline constructor refusing a component of another class ("PeftModel() is of type:
 # <class 'peft...'>, but should be <class '...ModelMixin'>").
 _COMPONENT_TYPE_CHECK = re.compile(r"is of type: <class '[\w.]+'>, but should be <class")
+# imageio's "Could not find a backend to open X with iomode r": a file being read, not written.
 _READ_MODE = re.compile(r"\bwith iomode r[IiVv?]?\b")
 # An app's or library's own check of the versions it needs, run as it starts.
 _VERSION_CHECK = re.compile(r"Incorrect version of [\w.-]+|is required for a normal functioning of this module")
@@ -486,7 +488,12 @@ def _inside_running_node(parsed: ParsedText, err: ParsedError) -> bool:
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
             evidence: dict[str, str | int | float]) -> tuple[str, str, Frame | None]:
-    """Where it failed: the innermost frame of a known model part, then the message, then the log."""
+    """Where it failed: the innermost frame of a known model part, then the message, then the log.
+
+    Two messages come before the frames, where the frames alone mislead: imageio's read mode
+    (its reader and writer share frames) and a package's own import of one of its parts (a
+    flash_attn frame is not attention running).
+    """
     order = [chosen, *[e for e in reversed(parsed.errors) if e is not chosen]]
     if _READ_MODE.search(chosen.message[:500]):
         # imageio writes and reads through the same frames; its mode says which.

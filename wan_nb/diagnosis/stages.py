@@ -88,7 +88,8 @@ _CODE_RULES = [
     # video_processor.postprocess_video(video) on the output: the method says which end it is.
     (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
                 r"|\bImage\.open\("
-                r"|\bcv2\.(?:imread|resize|VideoCapture)\(|\bimages?\w*\s*=\s*[\w.]*common_upscale\(|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
+                r"|\bcv2\.(?:imread|resize|VideoCapture)\(|\bimages?\w*\s*=\s*[\w.]*common_upscale\("
+                r"|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
                 _I), "preprocess"),
     (re.compile(r"export_to_video\(|postprocess_video\(|video_processor\.postprocess\w*\(|save_video\(|cache_video\(",
                 _I), "postprocess"),
@@ -399,9 +400,6 @@ _PHASES = [
                 r"|clip\w*|vae|image[ _]encoder|tokenizer|lora)\b", _I), "load"),
     # ComfyUI-Manager's start-up scripts run before any node or model.
     (re.compile(r"\bFailed to execute startup-script\b|\bprestartup_script\b", _I), "load"),
-    # "Could not load lora: ...", "Failed to load LoRA ...": the LoRA was being read and applied.
-    (re.compile(r"\b(?:could not|couldn't|failed to|unable to) load (?:the )?lora\b|\berror while loading loras?\b", _I),
-     "load"),
     # "Resizing image to 832x480", "Loading input video ...", "Preprocessing the reference images".
     (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
                 r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
