@@ -572,6 +572,9 @@ def test_stage_from_each_codebases_frames(text, stage):
      "vae_decode"),
     ("T5Encoder: 100%|██████████| 24/24 [00:19<00:00,  1.22it/s]\n"
      "Sampling 81 frames at 832x480 with 30 steps\ntorch.OutOfMemoryError: Allocation on device", "denoise"),
+    # the reporter's own sentence about where it failed
+    ("I'm getting the following error in the sampler.\n\nRuntimeError: boom", "denoise"),
+    ("It still crashes in the VAE encode() stage\nRuntimeError: boom", "vae_encode"),
 ])
 def test_stage_from_log_lines(log, stage):
     d = diagnose(log)

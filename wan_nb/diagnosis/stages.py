@@ -518,6 +518,13 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         if _FAILED_LOADING.search(line):
             # "An error occurred when loading XPipeline.from_pretrained(...)": the user says which call.
             return "load", "the report says the error came while loading"
+        m = _PROSE_WHERE.search(line) if "Error:" not in line else None
+        if m:
+            # The reporter's own words: "I'm getting the following error in the sampler",
+            # "still crashes in the VAE encode() stage".
+            word = m["where"].lower()
+            stage = next(stage for key, stage in _PROSE_STAGE if key in word)
+            return stage, "the report says where the error came"
         for pattern, stage in _PHASES:
             if pattern.search(line) and not _HEADER_OR_EXC.search(line):
                 if vae_next and stage in ("denoise", "text_encode"):
@@ -527,6 +534,9 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
+_PROSE_WHERE = re.compile(r"\b(?:error|errors|fails?|failed|crash(?:es|ed)?)\s+(?:in|during|when|while|at)\s+(?:the\s+)?"
+                          r"(?P<where>k?sampler|sampling|vae\s*decod\w*|vae\s*encod\w*|decoding|text\s*encod\w*)", re.I)
+_PROSE_STAGE = (("sampl", "denoise"), ("decod", "vae_decode"), ("text", "text_encode"), ("encod", "vae_encode"))
 _FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\("
                              # "`XPipeline.from_pretrained()` fails when loading the text encoder"
                              r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b", re.I)
