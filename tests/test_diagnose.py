@@ -778,6 +778,8 @@ def test_libraries_own_dependency_checks_raised_live():
     ("Cannot import /c/ComfyUI/custom_nodes/Some-Pack module for custom nodes: No module named 'Some-Pack.libs.x'",
      "unknown", "load"),
     ("ModuleNotFoundError: No module named 'sageattention'", "missing_dependency", "load"),
+    # CPython's wording read from the first lines, after a sentence of the reporter's
+    ("Hi, I get this when I start it:\nNo module named 'sageattention'", "missing_dependency", "load"),
     ("Only vision_language models support image input on this node", "invalid_input", None),
     ("ValueError: PEFT backend is required for this method.", "missing_dependency", None),
     ("Could not load lora: PEFT backend is required for this method.", "missing_dependency", "load"),

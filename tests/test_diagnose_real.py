@@ -53,6 +53,8 @@ KNOWN_MISSES = {
         "own variable names (pre_video_guide) say the input was being prepared; no general rule reads them",
     "aitoolkit_460_wan22_local_vae_path_bug":
         "a path the toolkit itself built wrongly reads as a file not there; only the reporter's reading of wan21.py says the toolkit's own branch is the bug",
+    "animatediff_415_ksampler_0_outdated_acn":
+        "an error report whose message is only \"0\" (a KeyError's key) says nothing of the outdated node pack the thread found",
     "animatediff_evolved_25_loaderv1_index_out_of_range_non_sd15":
         "an IndexError while a motion module is injected into the U-Net says nothing of the checkpoint being no SD1.5 one",
     "animatediff_evolved_282_motion_pe_stretch_settings":

@@ -192,8 +192,13 @@ def inferred_type(err: ParsedError) -> str:
     """The exception's short type name, or the one CPython's message names when none was pasted."""
     if err.short_type or not err.message:
         return err.short_type
-    first = err.first_line[:300]
-    return next((name for rx, name in _CANONICAL_MESSAGES if rx.search(first)), "")
+    # The first lines, not only the first: a pasted message often follows a sentence of the
+    # reporter's ("Hi, I get this when I run it:").
+    for line in err.message.strip().split("\n")[:3]:
+        name = next((name for rx, name in _CANONICAL_MESSAGES if rx.search(line[:300].strip())), "")
+        if name:
+            return name
+    return ""
 
 
 def is_type(err: ParsedError, *names: str) -> bool:
