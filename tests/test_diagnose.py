@@ -553,6 +553,9 @@ _MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call
          ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/t5.py", "__init__",
           "set_module_tensor_to_device(model, name, device=device, value=state_dict[name])"),
          error="KeyError: 'token_embedding.weight'"), "load"),
+    # A frame pasted without its "File " but with its opening quote.
+    ('"site-packages/accelerate/accelerator.py", line 3147, in load_state\n'
+     '    self.step = override_attributes["step"]\nKeyError: \'step\'', "load"),
 ])
 def test_stage_from_each_codebases_frames(text, stage):
     assert diagnose(text).stage == stage, diagnose(text).to_text()

@@ -101,8 +101,6 @@ KNOWN_MISSES = {
         'a bare KeyError on a tensor name, no frame: an old loader and a file of another model read the same',
     "wanvideowrapper_30_callback_latent_cuda_cpu":
         "a device mix in the wrapper's own preview callback prints the two-device error; only the fix in the wrapper tells it apart",
-    "accelerate_2923_load_state_keyerror_step":
-        'the frame is quoted without its \'File\' ("accelerate/accelerator.py", line 3147, in load_state), so no frame is read',
     "animatediff_evolved_430_samplercustom_0_acn_outdated":
         '"Error occurred when executing SamplerCustom: 0" carries no message: only the thread names the outdated node pack',
     "comfyui_11653_ltx2_tensor_size_smznodes":

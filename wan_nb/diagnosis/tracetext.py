@@ -172,7 +172,8 @@ _IPY8_CELL = re.compile(r"^\s*(?:Cell In\s?\[(?P<n>\d*)\], line (?P<line>\d+)|In
 # IPython 7:  ~/x/site-packages/torch/nn/modules/module.py in _call_impl(self, *input)
 _IPY7_FRAME = re.compile(r"^\s*(?P<path>(?:<ipython-input-[^>]+>|\S+\.py[cw]?))\s+in\s+(?P<func>[\w.<>]+)\s*(?:\(|$)")
 # A frame line whose start was lost in the paste:  python3.8/site-packages/x/y.py", line 12, in forward
-_CUT_FRAME = re.compile(r'^\s*(?P<path>[^\s"]+\.py)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
+# (also with its opening quote kept:  "accelerate/accelerator.py", line 3147, in load_state)
+_CUT_FRAME = re.compile(r'^\s*"?(?P<path>[^\s"]+\.py)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
 _ARROW = re.compile(r"^\s*-*>\s*(?P<line>\d+)\s(?P<code>.*)$")
 _CONTEXT = re.compile(r"^\s+\d+\s")
 _CARETS = re.compile(r"^\s*[~^\s]+$")
