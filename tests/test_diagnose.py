@@ -918,3 +918,80 @@ def test_literal_starts_answers_as_the_pattern_does(tokens, texts):
     fast = re.compile(_literal_starts(pattern))
     for text in texts:
         assert bool(fast.search(text)) == bool(slow.search(text)), (pattern, text)
+
+
+# --- could_also_be: the other causes the same text is printed for --------------------------------
+
+
+@pytest.mark.parametrize(("text", "category", "others"), [
+    # A node pack's class without an attribute: its own bug, or a ComfyUI of another release.
+    ("AttributeError: 'ComfyUIFluxForwardWrapper' object has no attribute 'img_in'", "unknown",
+     ("version_mismatch",)),
+    ("KeyError: 'step'", "unknown", ("version_mismatch",)),
+    # Sizes that disagree: also a wrong input or a model file of another variant.
+    ("RuntimeError: The size of tensor a (16) must match the size of tensor b (48) at non-singleton dimension 1",
+     "unknown", ("version_mismatch", "invalid_input")),
+    # An attribute a release lacks, with no release the rules know: also the package's own bug.
+    ("AttributeError: 'CLIPTextModel' object has no attribute 'text_model'", "version_mismatch", ("unknown",)),
+    ("RuntimeError: Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+     "device_mismatch", ("unknown",)),
+    # Python names the first part it cannot find: the package was found and lacks its module.
+    ("ModuleNotFoundError: No module named 'impact.config'", "version_mismatch", ("component_missing",)),
+    # ... except for namespace packages shared by separate distributions.
+    ("ModuleNotFoundError: No module named 'google.protobuf'", "missing_dependency", ()),
+    ("ModuleNotFoundError: No module named 'sageattention'", "missing_dependency", ()),
+    # The text says which: nothing else to name.
+    ("TypeError: WanPipeline.__call__() got an unexpected keyword argument 'guidance_scale_2'", "version_mismatch", ()),
+    ("ImportError: cannot import name 'cached_download' from 'huggingface_hub'", "version_mismatch", ()),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory", ()),
+    ("ValueError: `height` and `width` have to be divisible by 16 but are 500 and 832.", "invalid_input", ()),
+    ("ValueError: boom", "unknown", ()),
+    ("NameError: name 'pipe' is not defined", "unknown", ()),
+])
+def test_could_also_be_names_the_other_cause_the_same_text_is_printed_for(text, category, others):
+    d = diagnose(text)
+    assert (d.category, d.could_also_be) == (category, others), d.to_text()
+    if others:
+        # Each other cause comes with what to check, after the answer's own steps.
+        assert len(d.next_steps) >= len(others) + 1
+        assert all(step.startswith(("The same error", "If that package")) for step in d.next_steps[-len(others):])
+        assert "Could also be: " + others[0] in d.to_text()
+
+
+def test_could_also_be_round_trips_and_is_checked():
+    d = diagnose("AttributeError: 'X' object has no attribute 'y'")
+    assert Diagnosis.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert d.to_dict()["could_also_be"] == ["version_mismatch"]
+    assert "version_mismatch (packages out of step)" in d.to_text()
+    for bad in (("unknown",), ("no_such_category",), "version_mismatch"):
+        with pytest.raises(ValueError, match="could_also_be"):
+            Diagnosis(category="unknown", stage="unknown", summary="", could_also_be=bad)
+
+
+def test_could_also_be_in_the_notebook_view():
+    from wan_nb.notebook._html import diagnosis_html
+
+    html = diagnosis_html(diagnose("RuntimeError: Expected all tensors to be on the same device, but found at least "
+                                   "two devices, cuda:0 and cpu!"))
+    assert "Could also be: unknown (a bug in the package itself)" in html
+    assert "Could also be" not in diagnosis_html(diagnose("torch.OutOfMemoryError: CUDA out of memory."))
+
+
+def test_a_live_module_missing_inside_an_installed_package():
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError) as info:
+        importlib.import_module("safetensors.no_such_part")
+    d = diagnose(info.value)
+    assert d.category == "version_mismatch" and d.evidence["package"] == "safetensors", d.to_text()
+    assert d.could_also_be == ("component_missing",)
+
+
+def test_could_also_be_stays_short_on_every_report():
+    # At most two other causes, never on failures whose text says what they are.
+    for path in sorted(CORPUS.rglob("*.txt")):
+        d = diagnose(read_case(path)[1])
+        assert len(d.could_also_be) <= 2, path.name
+        if d.category in ("out_of_memory", "host_out_of_memory", "accelerator_unavailable", "accelerator_fault",
+                          "weights_corrupt", "pipeline_unavailable"):
+            assert d.could_also_be == (), path.name

@@ -96,7 +96,7 @@ KNOWN_MISSES = {
     "wan2gp_154_gradio_server_renamed_wgp":
         'python cannot open a script the launcher still names: reads as a file not there; only the thread says the app renamed it',
     "wan2gp_660_mask_creator_no_module_wan_utils_utils":
-        "the app's own module (wan.utils.utils) moved: without a hyphen in its name it reads like a package to install",
+        "the app's own module (wan.utils.utils) moved in its own update (a bug of that update, the thread says): it reads like a package of another release",
     "wanvideowrapper_1605_keyerror_ffn_bias_old_wrapper":
         'a bare KeyError on a tensor name, no frame: an old loader and a file of another model read the same',
     "wanvideowrapper_30_callback_latent_cuda_cpu":
@@ -115,8 +115,6 @@ KNOWN_MISSES = {
         'a regression of the app prints the two-device error any misplaced tensor does',
     "gguf_41_q4_0_split_block_dims_unpack":
         'a dequantisation helper of the node pack names no stage (its forward runs in the sampler)',
-    "impact_pack_1096_no_module_impact_config":
-        "the pack's own module missing reads like a package to install; only the thread says the install was stale",
     "interpolateeverything_1_old_preprocessors_pack_missing":
         "another node pack's __init__.py not found reads as a file not there; the thread calls the pack a dependency",
     "latentsync_116_no_module_latentsync_wrong_dir":
@@ -125,8 +123,6 @@ KNOWN_MISSES = {
         "ComfyUI's missing-node-types popup says node classes are unavailable; that their imports failed for lack of packages is only in the start-up log, not pasted",
     "multigpu_118_expected_cuda_device_got_cpu":
         '"Expected a cuda device, but got: cpu" names no library; only the thread ties it to a ComfyUI change',
-    "opensora_763_colossalai_utils_safetensors_title":
-        "a submodule missing from an installed package not in the rules' package list reads like a package to install",
     "pyav_1580_datastream_no_decode":
         "PyAV's own object lacking a method reads like another PyAV release; the reporter's loop was at fault",
     "pyav_735_h264_unknown_codec_decord_conflict":
@@ -136,7 +132,7 @@ KNOWN_MISSES = {
     "wan2gp_1753_no_module_shared_v1150":
         "the app's own package not importable (a regression) reads like a package to install",
     "wan2gp_676_no_module_shared_utils_after_upgrade":
-        "the app's own package not importable after an upgrade reads like a package to install",
+        "the app's own package not importable after an upgrade (its shared folder lacked an __init__.py) reads like a package of another release",
     "wanvideowrapper_111_empty_image_embeds_t2v_title":
         '"Empty image embeds must be provided for T2V" names no argument a rule reads; only the maintainer says the model was the wrong one',
     "wanvideowrapper_431_no_attribute_vace_patch_embedding_title":
@@ -152,7 +148,7 @@ KNOWN_MISSES = {
     "controlnetaux_432_input_combo_resolution_typo":
         "a typo in the pack's own call of its own helper reads like code for another release",
     "controlnetaux_451_utils_module_long_paths":
-        "the pack's own module missing (files left out by Windows path lengths) reads like a package to install",
+        "the pack's own module missing (files left out by Windows path lengths) reads like a package of another release",
     "diffusers_125_accelerate_launch_nonetype_lower":
         "a None where accelerate's launcher reads its config says nothing of the config file that was never written",
     "diffusers_13279_autoencoderrae_old_transformers":
@@ -166,7 +162,7 @@ KNOWN_MISSES = {
     "framepack_722_sm120_no_kernel_image_5080":
         "the stage is only in prose quoting the app's line (hunyuan.py: llama_attention_length = ...)",
     "impact_809_subpack_nodes_install_py_not_run":
-        "the pack's own module missing reads like a package to install; only the maintainer says install.py was not run",
+        "the pack's own module missing reads like a package of another release; only the maintainer says install.py was not run",
     "invokeai_5009_configure_expected_string_model_gone":
         '"expected string or bytes-like object" in the installer says nothing of the model no longer offered',
     "opensoraplan_540_t2v_script_with_i2v_model_title":

@@ -505,6 +505,12 @@ _REQUIREMENT_UNMET = re.compile(r"\b(?P<pkg>[A-Za-z][\w\-]*)\s*(?P<spec>(?:>=|==
                                 r"(?:is\s+)?not\s+(?:satisfied|met)", _I)
 
 
+# Namespace packages that separate distributions share ("google.protobuf", "nvidia.cudnn"):
+# "No module named 'google.protobuf'" is a distribution not installed.
+_NAMESPACE_PACKAGES = frozenset({"google", "nvidia", "azure", "backports", "mpl_toolkits", "jaraco", "zope",
+                                 "sphinxcontrib", "ruamel"})
+
+
 def _imports(err: ParsedError, text: str) -> Finding | None:
     m = _CANNOT_IMPORT.search(text)
     if m:
@@ -547,6 +553,13 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             # ComfyUI's own modules, which node packs import: one missing is a ComfyUI older
             # than the node pack (no pip package provides it).
             return Finding("version_mismatch", "the installed ComfyUI lacks a module a node pack imports", facts)
+        if "." in module and top not in _NAMESPACE_PACKAGES and "is not a package" not in text:
+            # Python names the first part it cannot find: "No module named 'a.b'" means that
+            # `a` was found and lacks `b`, so nothing is missing to install, the installed `a`
+            # is another release than the code was written for (or its own files are incomplete).
+            facts["package"] = top
+            return Finding("version_mismatch", f"{top} is installed but has no module {module}: a release of it "
+                           "other than the code was written for, or its files are incomplete", facts)
         facts["missing_package"] = _pip_name(top)
         return Finding("missing_dependency", "a Python package is not installed", facts)
     m = _REQUIREMENT_UNMET.search(text)

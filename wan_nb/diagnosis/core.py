@@ -33,7 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from wan_nb.diagnosis import advice, categories, numbers, stages
+from wan_nb.diagnosis import advice, categories, lookalikes, numbers, stages
 from wan_nb.diagnosis import patterns as P
 from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText, parse
 from wan_nb.libraries import WAN_CLASS_INTRODUCED, version_tuple
@@ -69,6 +69,9 @@ class Diagnosis:
     recoverable: bool = False
     suggested: tuple[str, ...] = ()
     next_steps: tuple[str, ...] = ()
+    # Other categories the same text is printed for (a package's bug and packages out of step
+    # raise the same AttributeError): the text cannot tell them apart, the next steps say what to check.
+    could_also_be: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # The same rules as from_dict: a Diagnosis built by hand is checked as one read from JSON.
@@ -82,6 +85,10 @@ class Diagnosis:
         if isinstance(self.suggested, str) or unknown:
             raise ValueError(f"`suggested` must be a tuple of strategy names ({', '.join(STRATEGY_NAMES)}), "
                              f"got {self.suggested!r}.")
+        if isinstance(self.could_also_be, str) or any(
+                c not in CATEGORIES or c == self.category for c in self.could_also_be):
+            raise ValueError(f"`could_also_be` must be a tuple of categories other than {self.category!r}, "
+                             f"got {self.could_also_be!r}.")
         bad = [k for k, v in self.evidence.items() if not isinstance(k, str) or not isinstance(v, (str, int, float))]
         if bad:
             raise TypeError(f"`evidence` maps names to strings or numbers; {bad[0]!r} does not.")
@@ -97,6 +104,7 @@ class Diagnosis:
             "recoverable": self.recoverable,
             "suggested": list(self.suggested),
             "next_steps": list(self.next_steps),
+            "could_also_be": list(self.could_also_be),
         }
 
     @classmethod
@@ -116,6 +124,7 @@ class Diagnosis:
             recoverable=bool(data.get("recoverable", False)),
             suggested=tuple(data.get("suggested") or ()),
             next_steps=tuple(data.get("next_steps") or ()),
+            could_also_be=tuple(data.get("could_also_be") or ()),
         )
 
     def to_text(self) -> str:
@@ -123,6 +132,8 @@ class Diagnosis:
         where = self.stage if self.component is None else f"{self.stage} ({self.component})"
         head = f"{self.category} at {where}" + (" — recoverable" if self.recoverable else "")
         lines = [head, self.summary]
+        if self.could_also_be:
+            lines.append("Could also be: " + lookalikes.described(self.could_also_be))
         if self.evidence:
             lines.append("Evidence:")
             for key, value in self.evidence.items():
@@ -391,6 +402,7 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         # A rule that decided "unknown" (a package's own bug, a NameError without its code) says why.
         evidence["reason"] = finding.rule if finding else _unknown_reason(chosen)
 
+    others = lookalikes.could_also_be(category, chosen, evidence)
     return Diagnosis(
         category=category,
         stage=stage,
@@ -399,7 +411,8 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         component=component,
         recoverable=category not in ("accelerator_fault", "user_code", "unknown"),
         suggested=advice.suggest(category, stage, evidence),
-        next_steps=advice.next_steps(category, stage, component, evidence),
+        next_steps=advice.next_steps(category, stage, component, evidence) + tuple(why for _, why in others),
+        could_also_be=tuple(other for other, _ in others),
     )
 
 

@@ -149,10 +149,13 @@ def _key_values(items: Any) -> str:
 
 def diagnosis_html(diagnosis: Any) -> str:
     from wan_nb.diagnosis.core import BYTE_KEYS
+    from wan_nb.diagnosis.lookalikes import described
 
     where = diagnosis.stage if diagnosis.component is None else f"{diagnosis.stage} ({diagnosis.component})"
     head = f"{esc(diagnosis.category)} at {esc(where)}" + (" — recoverable" if diagnosis.recoverable else "")
     body = f"<div>{inline(diagnosis.summary)}</div>"
+    if diagnosis.could_also_be:
+        body += f"<div>Could also be: {esc(described(diagnosis.could_also_be))}</div>"
     body += _key_values((k, _bytes(v) if k in BYTE_KEYS and isinstance(v, (int, float)) else v)
                         for k, v in diagnosis.evidence.items())
     if diagnosis.suggested:
