@@ -729,3 +729,16 @@ def test_200_kb_of_real_reports_is_read_to_its_last_error():
     tail = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
     d = diagnose(big[-200_000:] + "\n" + tail)
     assert d.category == "out_of_memory" and d.evidence["tried_to_allocate"] == 2 * 2**30
+
+
+def test_text_readers_answers_are_of_this_corpus_and_vocabulary():
+    # benchmarks/text_readers.py scores these: each answer names a report of its own part.
+    readers = Path(__file__).parents[1] / "benchmarks" / "data" / "text_readers"
+    stems = {p.stem for p in REAL_FILES}
+    for name in ("tuned_reader1.json", "tuned_reader2.json", "heldout_reader1.json"):
+        answers = json.loads((readers / name).read_text(encoding="utf-8"))["answers"]
+        assert answers and set(answers) <= stems, name
+        assert all((stem in HELD_OUT) == name.startswith("heldout") for stem in answers), name
+        for stem, answer in answers.items():
+            assert answer["category"] in CATEGORIES and answer["stage"] in STAGES, (name, stem)
+            assert set(answer["alternatives"]) <= set(CATEGORIES) - {answer["category"]}, (name, stem)
