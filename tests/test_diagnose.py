@@ -553,6 +553,14 @@ _MODULE = "/env/lib/python3.11/site-packages/torch/nn/modules/module.py", "_call
          ("/c/ComfyUI/custom_nodes/ComfyUI-WanVideoWrapper/wanvideo/modules/t5.py", "__init__",
           "set_module_tensor_to_device(model, name, device=device, value=state_dict[name])"),
          error="KeyError: 'token_embedding.weight'"), "load"),
+    # transformers initialising the weights a checkpoint lacks; ComfyUI listing its nodes' inputs.
+    (_tb(("/app/run.py", "main", "vae = AutoModel.from_pretrained(path)"),
+         ("/env/site-packages/transformers/models/dinov2/modeling_dinov2.py", "_init_weights",
+          "module.weight.data = x.to(module.weight.dtype)"), error="AttributeError: 'NoneType' object has no attribute 'to'"),
+     "load"),
+    (_tb(("/c/ComfyUI/server.py", "node_info", "info['input'] = obj_class.INPUT_TYPES()"),
+         ("/c/ComfyUI/custom_nodes/some_pack/nodes.py", "INPUT_TYPES", "return {'required': make_inputs()}"),
+         error="TypeError: make_inputs() got an unexpected keyword argument 'x'"), "load"),
     # A frame pasted without its "File " but with its opening quote.
     ('"site-packages/accelerate/accelerator.py", line 3147, in load_state\n'
      '    self.step = override_attributes["step"]\nKeyError: \'step\'', "load"),
@@ -578,6 +586,19 @@ def test_stage_from_each_codebases_frames(text, stage):
     # the reporter's own sentence about where it failed
     ("I'm getting the following error in the sampler.\n\nRuntimeError: boom", "denoise"),
     ("It still crashes in the VAE encode() stage\nRuntimeError: boom", "vae_encode"),
+    ("Since the update I get an exception at the KSampler:\nRuntimeError: boom", "denoise"),
+    ("The nightly throws this error any time it hits the KSampler.\nRuntimeError: boom", "denoise"),
+    # A node type named in the sentence about the error.
+    ("Getting error WanVideoTextEncode - 'NoneType' object is not subscriptable", "text_encode"),
+    ("I get this error when I pick cpu in the WanVideoModelLoaderMultiGPU node: ValueError: boom", "load"),
+    # ComfyUI's prompt validation names each failing node.
+    ("Failed to validate prompt for output 9:\n* VHS_LoadVideo 12:\n  - Value not valid: frame_load_cap\n"
+     "Output will be ignored", "preprocess"),
+    ("Prompt outputs failed validation\nVHS_VideoCombine:\n  - Return type mismatch between linked nodes: images",
+     "postprocess"),
+    ("Failed to load video: input/clip.mp4\ndue to: cannot open it", "preprocess"),
+    ("Setup stopped during the model download steps: expected str, bytes or os.PathLike object", "load"),
+    ("Unexpected architecture type in GGUF file: 'foo'", "load"),
 ])
 def test_stage_from_log_lines(log, stage):
     d = diagnose(log)
@@ -889,6 +910,16 @@ def test_a_message_continued_after_a_blank_line(text, category, stage):
     assert d.category == category, d.to_text()
     if stage:
         assert d.stage == stage, d.to_text()
+
+
+@pytest.mark.parametrize("text", [
+    # A node named without any word about the failure, or a model (not the input) being loaded.
+    "I used KSampler with 20 steps and WanVideoSampler too.\nRuntimeError: boom",
+    "Failed to load video model weights\nRuntimeError: boom",
+    "downloading the video took a while\nRuntimeError: boom",
+])
+def test_this_rounds_stage_rules_leave_other_sentences_alone(text):
+    assert diagnose(text).stage == "unknown", diagnose(text).to_text()
 
 
 def test_output_writers_and_face_restoration_are_not_input_reading():

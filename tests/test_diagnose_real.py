@@ -77,8 +77,6 @@ KNOWN_MISSES = {
         "'NoneType' object has no attribute 'model_size' names no ComfyUI class; only the thread ties it to a ComfyUI update",
     "gguf_230_unexpected_architecture_pig":
         "the GGUF architecture string of another tool's file; no rule tells a foreign string from a newer model's",
-    "hunyuanwrapper_188_textimageencode_not_vision_model":
-        "the stage is only in the node's name inside the title (HyVideoTextImageEncode - ...), which the node-title rule reads for Loader/Sampler/Decode/Encode endings only",
     "imageio_842_v3_jpeg_hw1_shape_keyerror":
         "KeyError: 'JPEG' inside Pillow's save says nothing about the array's shape that caused it",
     "latentsync_229_two_faces_face_not_detected":

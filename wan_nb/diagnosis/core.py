@@ -454,6 +454,9 @@ _IMAGE_METHOD = re.compile(r"has no attribute ['\"](convert|getchannel|thumbnail
 _INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect format|" + P.FACE_NOT_DETECTED, re.I)
 # A compiled extension built against another torch: found out when it is loaded.
 _BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
+# A GGUF file's header and tensors are read as the model is loaded ("Unexpected architecture type in GGUF file").
+_GGUF_FILE = re.compile(r"\bin (?:the )?GGUF file\b|\bGGUF file\b[^\n]{0,80}\b(?:architecture|tensor|header|magic|version)",
+                        re.I)
 # A LoRA read and applied to the model ("Error while loading Loras: ...", "this Lora is for a
 # different model"): part of setting the model up.
 _LORA_LOADING = re.compile(r"\b(?:while|when|could not|failed to) load(?:ing)? (?:the )?loras?\b"
@@ -562,6 +565,8 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         return "load", "these failures happen while a pipeline is loaded", None
     if category == "version_mismatch" and _BINARY_MISMATCH.search(chosen.message[:2000]):
         return "load", "a compiled extension that does not match fails as it is imported", None
+    if _GGUF_FILE.search(chosen.message[:2000]):
+        return "load", "the message is about a GGUF file being read", None
     if _LORA_LOADING.search(chosen.message[:2000]):
         return "load", "the message is about a LoRA being loaded", None
     if _COMPONENT_TYPE_CHECK.search(chosen.message[:2000]):

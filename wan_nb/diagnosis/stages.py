@@ -167,6 +167,12 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
         return None
     if path.endswith("/pipeline_utils.py") and name in ("to", "cuda"):
         return "to_device", STRONG
+    if _INIT_WEIGHTS.match(name) and "/modeling_" in path:
+        # transformers initialises the weights a checkpoint lacks as the model is built.
+        return "load", WEAK
+    if name == "INPUT_TYPES" or (path.endswith("/server.py") and name in ("get_object_info", "node_info")):
+        # ComfyUI asks each node for its inputs as it lists the nodes, before any prompt runs.
+        return "load", WEAK
     if _MODEL_CLASS_FILE.search(path):
         # diffusers' ModelMixin / transformers' PreTrainedModel: their .to() refuses moves of
         # their own (quantized, offloaded); everything else in these files builds or loads a model.
@@ -277,6 +283,7 @@ _VIDEO_READ_PATH = re.compile(r"/decord/|/insightface/|/face_alignment/|/mediapi
                               _I)
 _PIL_READ = re.compile(r"^(?:open|_open_core|convert|resize|thumbnail|crop|load|exif_transpose|preinit|init)$")
 _WRAPPER_NODE_FILE = re.compile(r"/custom_nodes/[^/]+/nodes_(sampler|model_loading)\w*\.py$", _I)
+_INIT_WEIGHTS = re.compile(r"^(?:_init_weights|init_weights|_initialize_weights|post_init|tie_weights)$")
 _MODEL_CLASS_FILE = re.compile(r"/diffusers/models/modeling_utils\.py$|/transformers/modeling_utils\.py$")
 _CONFIG_FILE = re.compile(r"/(?:diffusers|transformers)/configuration_utils\.py$")
 _PATCHER_MOVE = re.compile(r"^(?:load|partially_load|patch_model\w*|patch_weight_to_device|unpatch_model|detach"
@@ -384,6 +391,8 @@ def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
 
 _NODE = re.compile(r"(?:Node Type:\**|executing node\s+\d*\s*\(?|class_type['\"]?:)"
                    r"\s*['\"]?(?P<node>[A-Za-z_]\w*)"
+                   # ComfyUI's prompt validation lists each failing node as "* VHS_LoadVideo 46:".
+                   r"|^\s*\*\s*(?P<listed>[A-Za-z_][\w ()+-]{0,80}?)\s+\d+:\s*$"
                    # Older ComfyUI: "Error occurred when executing smZ CLIPTextEncode:" (a custom
                    # node's class type may hold spaces; it runs up to the colon).
                    r"|Error occurred when executing\s+(?P<spaced>[A-Za-z_][\w ()+-]{0,80}?)\s*:", _I)
@@ -403,7 +412,11 @@ _PHASES = [
     # "Resizing image to 832x480", "Loading input video ...", "Preprocessing the reference images".
     (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
                 r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
-                r"(?!\s*(?:encoder|model|processor))", _I), "preprocess"),
+                r"(?!\s*(?:encoder|model|processor))"
+                # VideoHelperSuite's "Failed to load video: input/x.mp4", "Unable to open video with ...":
+                # a video or image to open is the input.
+                r"|\b(?:failed to|unable to|cannot|can't|could not) (?:load|open|read) (?:the )?(?:input )?(?:video|image)\b"
+                r"(?!\s*(?:encoder|model|processor|vae))", _I), "preprocess"),
     (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
@@ -418,6 +431,8 @@ _PHASES = [
                 # SD.Next's log: "Load model: /models/...", "Load network: ..."
                 r"|(?-i:\bLoad (?:model|pipeline|network|module)s?:)"
                 r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
+                # Models fetched before a run ("during the configuration and download steps").
+                r"|\bdownload(?:ing)?(?: steps?)?\b(?! (?:the )?(?:video|output|result))"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
 ]
 
@@ -454,7 +469,8 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
 
 # A node's name alone on a line (ComfyUI's error popup: "WanVideoSampler" over the message) or
 # in front of its message ("WanImageToVideo: HIP error: out of memory").
-_NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*)?$")
+# (Also "VHS_VideoCombine:" over its list of failed checks, in ComfyUI's validation report.)
+_NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*|:)?$")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
 # The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
 # module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
@@ -471,7 +487,7 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
             m = _NODE_LINE.match(line)
             m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
         if m:
-            node = m["node"] or m.groupdict().get("spaced") or ""
+            node = m["node"] or m.groupdict().get("spaced") or m.groupdict().get("listed") or ""
             stage = node_stage(node)
             if stage:
                 return stage, f"node {node}"
@@ -521,10 +537,15 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         m = _PROSE_WHERE.search(line) if "Error:" not in line else None
         if m:
             # The reporter's own words: "I'm getting the following error in the sampler",
-            # "still crashes in the VAE encode() stage".
+            # "still crashes in the VAE encode() stage", "an exception at the KSampler".
             word = m["where"].lower()
             stage = next(stage for key, stage in _PROSE_STAGE if key in word)
             return stage, "the report says where the error came"
+        m = _PROSE_NODE.search(line) if _PROSE_ABOUT.search(line) else None
+        if m and node_stage(m["node"]):
+            # A node type named in the reporter's sentence about the error ("Getting error
+            # HyVideoTextImageEncode - ...", "when I use the WanVideoModelLoaderMultiGPU node").
+            return node_stage(m["node"]), f"the report names the node {m['node']}"
         for pattern, stage in _PHASES:
             if pattern.search(line) and not _HEADER_OR_EXC.search(line):
                 if vae_next and stage in ("denoise", "text_encode"):
@@ -534,8 +555,12 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
-_PROSE_WHERE = re.compile(r"\b(?:error|errors|fails?|failed|crash(?:es|ed)?)\s+(?:in|during|when|while|at)\s+(?:the\s+)?"
+_PROSE_WHERE = re.compile(r"\b(?:error|errors|exceptions?|fails?|failed|crash(?:es|ed)?)\b[^.\n]{0,30}?\s"
+                          r"(?:in|during|when|while|at|hits?|hitting|reach(?:es|ed|ing)?)\s+(?:the\s+)?"
                           r"(?P<where>k?sampler|sampling|vae\s*decod\w*|vae\s*encod\w*|decoding|text\s*encod\w*)", re.I)
+# A ComfyUI node type (CamelCase, named for what it does) in a sentence about the failure.
+_PROSE_NODE = re.compile(r"\b(?P<node>[A-Z][A-Za-z0-9]*?(?:Loader|Sampler|Decode|Encode|ToVideo)(?:[A-Z][A-Za-z0-9]*)?)\b")
+_PROSE_ABOUT = re.compile(r"\b(?:error|exception|fails?|failed|crash\w*|node)\b", re.I)
 _PROSE_STAGE = (("sampl", "denoise"), ("decod", "vae_decode"), ("text", "text_encode"), ("encod", "vae_encode"))
 _FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\("
                              # "`XPipeline.from_pretrained()` fails when loading the text encoder"
