@@ -1004,25 +1004,134 @@ def test_could_also_be_in_the_notebook_view():
 
     html = diagnosis_html(diagnose("RuntimeError: Expected all tensors to be on the same device, but found at least "
                                    "two devices, cuda:0 and cpu!"))
-    assert "Could also be: unknown (a bug in the package itself)" in html
+    assert "Could also be: unknown (a bug in a package)" in html
     assert "Could also be" not in diagnosis_html(diagnose("torch.OutOfMemoryError: CUDA out of memory."))
 
 
-def test_a_live_module_missing_inside_an_installed_package():
+@pytest.mark.parametrize(("module", "others"), [
+    # pluggy (pytest's) is no package the rules know: its own files may be incomplete too.
+    ("pluggy.no_such_part", ("component_missing",)),
+    # safetensors is a library the rules know: only a release of it lacks a module.
+    ("safetensors.no_such_part", ()),
+])
+def test_a_live_module_missing_inside_an_installed_package(module, others):
     import importlib
 
     with pytest.raises(ModuleNotFoundError) as info:
-        importlib.import_module("safetensors.no_such_part")
+        importlib.import_module(module)
     d = diagnose(info.value)
-    assert d.category == "version_mismatch" and d.evidence["package"] == "safetensors", d.to_text()
-    assert d.could_also_be == ("component_missing",)
+    package = module.split(".")[0]
+    assert d.category == "version_mismatch" and d.evidence["package"] == package, d.to_text()
+    assert d.could_also_be == others
+    assert d.suggested == ()  # no way of building the pipeline changes a missing module
+    assert any(f"release of {package}" in step for step in d.next_steps), d.next_steps
+
+
+@pytest.mark.parametrize(("module", "category", "fact"), [
+    # A namespace package's distribution is named by two parts; a part inside it is a release's.
+    ("google.protobuf", "missing_dependency", ("missing_package", "protobuf")),
+    ("google.protobuf.internal.builder", "version_mismatch", ("package", "google.protobuf")),
+    ("opentelemetry.sdk", "missing_dependency", ("missing_package", "opentelemetry-sdk")),
+    ("mpl_toolkits.mplot3d", "missing_dependency", ("missing_package", "matplotlib")),
+    # Parts that come in another distribution of the same import name.
+    ("cv2.ximgproc", "missing_dependency", ("missing_package", "opencv-contrib-python")),
+    ("mmcv._ext", "missing_dependency", ("missing_package", "mmcv-full")),
+    # One node pack importing another by its folder; an app's own folder.
+    ("custom_nodes.comfyui_controlnet_aux", "missing_dependency", ("node_pack", "comfyui_controlnet_aux")),
+    ("utils.helpers", "component_missing", ("missing_module", "utils.helpers")),
+    ("moviepy.editor", "version_mismatch", ("package", "moviepy")),
+    ("sageattention", "missing_dependency", ("missing_package", "sageattention")),
+])
+def test_a_dotted_module_name_says_which_part_was_found(module, category, fact):
+    d = diagnose(f"ModuleNotFoundError: No module named '{module}'")
+    assert d.category == category and d.evidence.get(fact[0]) == fact[1], d.to_text()
 
 
 def test_could_also_be_stays_short_on_every_report():
-    # At most two other causes, never on failures whose text says what they are.
-    for path in sorted(CORPUS.rglob("*.txt")):
+    # At most two other causes, never on failures whose text says what they are (the rebuilt
+    # corpus and the real corpus's tuned part; held-out reports are only measured).
+    split = json.loads((CORPUS / "real" / "heldout.json").read_text(encoding="utf-8"))
+    tuned = [p for p in sorted((CORPUS / "real").glob("*.txt")) if p.stem not in set(split["held_out"])]
+    for path in [*CASE_FILES, *tuned]:
         d = diagnose(read_case(path)[1])
         assert len(d.could_also_be) <= 2, path.name
         if d.category in ("out_of_memory", "host_out_of_memory", "accelerator_unavailable", "accelerator_fault",
                           "weights_corrupt", "pipeline_unavailable"):
             assert d.could_also_be == (), path.name
+
+
+@pytest.mark.parametrize("text", [
+    # Raised in the user's own script: no package to suspect.
+    'Traceback (most recent call last):\n  File "/content/generate.py", line 3, in <module>\n'
+    '    prompt = config["prompt"]\nKeyError: \'prompt\'',
+    # A wrong type, not a size ("has no attribute 'shape'").
+    "AttributeError: 'tuple' object has no attribute 'shape'",
+    # The message names the release to install.
+    "AttributeError: 'WanPipeline' object has no attribute 'x'. This needs diffusers 0.33 or later.",
+    "AttributeError: module 'torch' has no attribute 'float8_e4m3fn'",
+    "AttributeError: 'ModelPatcher' object has no attribute 'get_model_object'. Your ComfyUI is outdated.",
+    # A library's own module missing: a release of it, never its files left out.
+    "ModuleNotFoundError: No module named 'torchvision.transforms.functional_tensor'",
+])
+def test_could_also_be_stays_empty_where_the_text_tells_the_cause(text):
+    d = diagnose(text)
+    assert d.could_also_be == (), d.to_text()
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    # diffusers' pipelines, exceptions and torch's data classes are not ComfyUI nodes.
+    ("Error when running WanImageToVideoPipeline with enable_model_cpu_offload on a 24 GB card\n"
+     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.", "unknown"),
+    ("CogVideoXImageToVideoPipeline fails to run on Colab\nRuntimeError: boom", "unknown"),
+    ("RuntimeError: DataLoader worker (pid 1234) is killed by signal: Bus error.", "unknown"),
+    ("Accelerate failed with DistributedSampler and 2 GPUs\nRuntimeError: boom", "unknown"),
+    ("The node fails with UnicodeEncodeError on Windows\nRuntimeError: boom", "unknown"),
+    ("UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0", "unknown"),
+    ("* Sample 1:\nRuntimeError: boom", "unknown"),
+    # The node nearest the failure word; the place right before it.
+    ("After the KSampler finishes, VAEDecode fails with this error\nRuntimeError: boom", "vae_decode"),
+    ("Works fine with CheckpointLoaderSimple but WanVideoSampler fails\nRuntimeError: boom", "denoise"),
+    ("I replaced the UNETLoader node with the GGUF one and now the sampler errors\nRuntimeError: boom", "denoise"),
+    ("Error messages during sampling are gone, but now VAE decode fails\nRuntimeError: boom", "vae_decode"),
+    ("The error at the end, when the sampler is done and the VAE decodes\nRuntimeError: boom", "unknown"),
+    # A popup's node title over an import that failed as the node ran.
+    ("KSamplerAdvanced\n\ncannot import name 'sageattn_qk_int8_pv_fp8_cuda' from 'sageattention'", "denoise"),
+    ("the Resize Image Node throws this error:\nStorage size calculation overflowed with sizes=[1, 3, 9, 9]",
+     "preprocess"),
+    # An extension, a writer or a window of that name is no input being read; a URL is no download.
+    ("/x/torchvision/io/image.py:13: UserWarning: Failed to load image Python extension: 'libc10_cuda.so: cannot "
+     "open shared object file'\ntorch.OutOfMemoryError: CUDA out of memory.", "unknown"),
+    ("Unable to open video file for writing: out.mp4\nRuntimeError: boom", "unknown"),
+    ("cv2: could not open video writer for output.mp4\nRuntimeError: boom", "unknown"),
+    ("Here is my workflow, you can download it below.\nRuntimeError: boom", "unknown"),
+    ("pip install torch --index-url https://download.pytorch.org/whl/cu128\ntorch.OutOfMemoryError: CUDA out of "
+     "memory.", "unknown"),
+    ("Imageio: 'ffmpeg-linux64-v3.3.1' was not found on your computer; downloading it now.\nBrokenPipeError: x",
+     "unknown"),
+    # transformers' "Downloading shards" bar is a load.
+    ("Downloading shards:  50%|█████     | 1/2 [00:31<00:31, 31.0s/it]\nConnectionError: x", "load"),
+    # ComfyUI lists nodes' inputs from its server as the UI loads, and again from execution.py as
+    # each node runs (INPUT_TYPES alone says nothing); a quoted frame path may hold spaces.
+    ('Traceback (most recent call last):\n  File "/c/ComfyUI/execution.py", line 1, in get_input_data\n'
+     '    valid_inputs = class_def.INPUT_TYPES()\n  File "/c/ComfyUI/custom_nodes/p/nodes.py", line 2, in INPUT_TYPES\n'
+     '    return make()\nTypeError: make() missing 1 required positional argument', "unknown"),
+    ('  "C:\\\\Users\\\\J Doe\\\\ComfyUI\\\\custom_nodes\\\\w\\\\nodes_sampler.py", line 12, in process\nKeyError: 1',
+     "denoise"),
+])
+def test_stage_rules_of_the_reviewed_round(text, stage):
+    assert diagnose(text).stage == stage, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("'SM89 kernel is not available. Make sure you have GPUs with compute capability 8.9.'", "accelerator_unavailable"),
+    ("ERROR: Could not open requirements file: [Errno 2] No such file or directory", "component_missing"),
+    ("Error while loading Loras: Lora 'a.safetensors' contains non Lora keys '['blocks.0.k.dora_scale']'",
+     "invalid_input"),
+    ("Error while loading Loras: No compatible weight was found in Lora file 'b.safetensors'.", "invalid_input"),
+    ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (77x768 and 4096x5120)", "invalid_input"),
+    ("RuntimeError: Storage size calculation overflowed with sizes=[1, 3, 542722322349980]", "invalid_input"),
+    # torch's dtype wording of two matrices stays a dtype mismatch.
+    ("RuntimeError: mat1 and mat2 must have the same dtype, but got Float and BFloat16", "dtype_mismatch"),
+])
+def test_categories_of_the_fifth_batch(text, category):
+    assert diagnose(text).category == category, diagnose(text).to_text()

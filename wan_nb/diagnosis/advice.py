@@ -63,10 +63,15 @@ def summary(category: str, stage: str, component: str | None, ev: dict) -> str:
         if ev.get("unexpected_keyword"):
             return (f"The installed library does not accept `{ev['unexpected_keyword']}`: it is older (or newer) "
                     f"than the code or checkpoint expects.")
+        if ev.get("package") and ev.get("missing_module"):
+            return (f"The installed {ev['package']} has no module {ev['missing_module']}: it is another release than "
+                    f"the code importing it was written for{during}.")
         return f"The checkpoint or code expects a different library version{during}."
     if category == "component_missing" and ev.get("unloadable_class"):
         return (f"model_index.json names {ev['unloadable_class']} for {component or 'a component'}, which diffusers "
                 "cannot load: it loads concrete model, tokenizer, scheduler and processor classes, not a factory.")
+    if category == "component_missing" and ev.get("missing_module"):
+        return f"The app's own module {ev['missing_module']} is missing{during}."
     if category == "component_missing":
         what = ev.get("missing_file") or "a file"
         where = ev.get("missing_path")
@@ -82,6 +87,8 @@ def summary(category: str, stage: str, component: str | None, ev: dict) -> str:
     if category == "dtype_mismatch":
         dtypes = f" ({ev['dtypes']})" if ev.get("dtypes") else ""
         return f"Tensors of different dtypes{dtypes} met{during}."
+    if category == "missing_dependency" and ev.get("node_pack"):
+        return f"The ComfyUI node pack {ev['node_pack']} is not installed; another node pack imports it{during}."
     if category == "missing_dependency":
         package = ev.get("missing_package")
         needed = f"; it was needed{during}" if during else ""
@@ -155,6 +162,8 @@ def suggest(category: str, stage: str, ev: dict) -> tuple[str, ...]:
         names = _HOST_ORDER.get(stage, _SUGGEST["host_out_of_memory"])
     elif category == "pipeline_unavailable" and ev.get("diffusers_too_old") == "yes":
         names = ("upgrade_library", "assemble_components", "generic_pipeline")
+    elif category in ("version_mismatch", "component_missing") and ev.get("missing_module"):
+        names = ()  # a Python module an import misses: no way of building the pipeline changes that
     else:
         names = _SUGGEST.get(category, ())
     device = str(ev.get("device", ""))
@@ -202,16 +211,24 @@ def next_steps(category: str, stage: str, component: str | None, ev: dict) -> tu
         if ev.get("required_diffusers"):
             steps.append(f"This needs diffusers >= {ev['required_diffusers']}: pip install -U diffusers, then "
                          "restart the kernel.")
+        elif ev.get("package") and ev.get("missing_module"):
+            steps.append(f"Install the release of {ev['package']} that the code importing {ev['missing_module']} was "
+                         "written for (its requirements file names it), then restart the kernel.")
         else:
             steps.append("Upgrade the libraries named in the error (pip install -U diffusers transformers), then "
                          "restart the kernel.")
-        steps.append("Check that the checkpoint matches the model: a Wan 2.2 checkpoint needs Wan 2.2 classes.")
+        if not ev.get("missing_module"):
+            steps.append("Check that the checkpoint matches the model: a Wan 2.2 checkpoint needs Wan 2.2 classes.")
     elif category == "component_missing" and ev.get("unloadable_class"):
         name = component or "the component"
         steps.append(f"In model_index.json, replace {ev['unloadable_class']} for {name} by the concrete class (for a "
                      "tokenizer, the `tokenizer_class` of its tokenizer_config.json, e.g. T5TokenizerFast).")
         steps.append(f"Or load it yourself and pass it: `from_pretrained(path, {name}="
                      f"{ev['unloadable_class']}.from_pretrained(path, subfolder={name!r}))`.")
+    elif category == "component_missing" and ev.get("missing_module"):
+        folder = str(ev["missing_module"]).split(".")[0]
+        steps.append(f"Run the app from its own folder (the one holding {folder}/), or reinstall it: its own module "
+                     f"{ev['missing_module']} is missing or not where it is imported from.")
     elif category == "component_missing":
         what = component or ev.get("missing_file") or "the component"
         if component is None and ev.get("missing_file") in ("config.json", "model_index.json"):
@@ -235,6 +252,9 @@ def next_steps(category: str, stage: str, component: str | None, ev: dict) -> tu
         steps.append("Load every component with the same torch_dtype (e.g. torch.bfloat16) and pass inputs in that "
                      "dtype.")
         steps.append("On a CPU, use torch.float32 or bfloat16: many CPU kernels lack float16.")
+    elif category == "missing_dependency" and ev.get("node_pack"):
+        steps.append(f"Install the node pack {ev['node_pack']} into ComfyUI's custom_nodes (ComfyUI-Manager, or git "
+                     "clone it there), then restart ComfyUI.")
     elif category == "missing_dependency":
         package = ev.get("missing_package")
         steps.append(f"pip install {package}, then restart the kernel." if package else

@@ -12,6 +12,7 @@ from wan_nb.diagnosis.patterns import (
     BINARY_MISMATCH,
     ENCODER_MISSING,
     FACE_NOT_DETECTED,
+    INPUT_NOT_OPENED,
     KNOWN_PACKAGES,
     KWARG_SINCE,
     Finding,
@@ -60,7 +61,9 @@ _UNAVAILABLE = Phrases(
     # FlashAttention's kernels exist for Ampere (sm8x) and Hopper (sm90) only.
     r"|Expected is_sm\d+\w*(?: \|\| is_sm\d+\w*)* to be true"
     # kernels (SageAttention 2, FlashAttention 2) built for newer GPUs than this one
-    r"|Unsupported CUDA architecture")
+    r"|Unsupported CUDA architecture"
+    # SageAttention's builds name the one GPU generation they have kernels for.
+    r"|\bSM\d+ kernel is not available|Make sure you have GPUs with compute capability")
 _FAULT = Phrases(r"device-side assert|illegal memory access|illegal instruction|misaligned address"
              r"|unspecified launch failure|launch timed out"
              r"|CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|ARCH_MISMATCH|NOT_INITIALIZED)"
@@ -143,7 +146,9 @@ _COMPONENT_MISSING = Phrases(
     r"|Incorrect path_or_model_id|Repo id must (?:be in the form|use alphanumeric)|HFValidationError"
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
-    r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b")
+    r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b"
+    # pip run where the app's requirements file is not (another folder than the app's).
+    r"|Could not open requirements file")
 _MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]*\w)", _I)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
@@ -173,6 +178,7 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 # llvmlite/numba (or triton's LLVM) without the vector maths library it links (svml)
                 r"|LLVM ERROR: Symbol not found")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
+_KNOWN_NOT_FOUND = re.compile(r"\b(?P<pkg>[A-Za-z][\w]*) (?:was |is )?not found\b")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
@@ -234,14 +240,20 @@ _INVALID = Phrases(
     r"|Cannot handle this data type"
     # Pillow cannot save this mode in that format (RGBA as JPEG).
     r"|cannot write mode \w+ as \w+|Unsupported (?:image|video) (?:type|format|mode)"
-    r"|(?:could not|cannot|can't|unable to|failed to) (?:open|read|load|decode) (?:the )?(?:input )?(?:video|image)"
-    r"(?: file)?\b"
+    r"|" + INPUT_NOT_OPENED +
     # torch's interpolate asked for an empty output (an image or size of zero).
     r"|Input and output sizes should be greater than 0"
     r"|(?:resolution|image size|frame count|\bfps|strength|guidance_scale|num_inference_steps) (?:must|should|has to) be"
     r"|\bimages? (?:must|should) be (?:a |an |of |in |one of )"
-    # Wan2GP refusing a LoRA whose keys are of another model
-    r"|it is likely that this Lora is for a different model"
+    # Wan2GP refusing a LoRA whose keys are of another model, or of a kind it does not read
+    # (a DoRA's dora_scale keys, a trainer's own key format)
+    r"|it is likely that this Lora is for a different model|\bcontains non Lora keys"
+    r"|No compatible weight was found in Lora"
+    # Two matrices whose sizes do not fit (77x768 against 4096x320): a model of another family
+    # (its text encoder, CLIP vision, ControlNet) wired to this one.
+    r"|mat1 and mat2 shapes cannot be multiplied"
+    # A tensor size computed from absurd inputs (a seed or a size wired where a size belongs).
+    r"|Storage size calculation overflowed"
     # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
     r"|\bonly [\w-]+ models? supports? (?:image|video|audio) input"
     # Lip-sync and portrait pipelines need a face in every input frame.
@@ -505,10 +517,18 @@ _REQUIREMENT_UNMET = re.compile(r"\b(?P<pkg>[A-Za-z][\w\-]*)\s*(?P<spec>(?:>=|==
                                 r"(?:is\s+)?not\s+(?:satisfied|met)", _I)
 
 
+# Libraries whose releases add and remove modules that others import by name.
+_STEP_LIBRARIES = ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision")
 # Namespace packages that separate distributions share ("google.protobuf", "nvidia.cudnn"):
 # "No module named 'google.protobuf'" is a distribution not installed.
 _NAMESPACE_PACKAGES = frozenset({"google", "nvidia", "azure", "backports", "mpl_toolkits", "jaraco", "zope",
-                                 "sphinxcontrib", "ruamel"})
+                                 "sphinxcontrib", "ruamel", "opentelemetry", "pyannote", "llama_index", "cuda"})
+# Packages whose parts come in another distribution of the same import name: cv2.ximgproc is in
+# opencv-contrib-python, mmcv._ext in mmcv-full (mmcv-lite lacks the compiled ops).
+_VARIANT_PACKAGES = {"cv2": "opencv-contrib-python", "mmcv": "mmcv-full"}
+# Folders an app imports by path (ComfyUI's custom_nodes, an app's own), never pip packages.
+_APP_FOLDERS = frozenset({"utils", "models", "modules", "src", "lib", "core", "common", "shared",
+                          "scripts", "tools", "app", "transformers_modules"})
 
 
 def _imports(err: ParsedError, text: str) -> Finding | None:
@@ -537,11 +557,13 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         module = m["module"]
         top = module.split(".")[0]
         facts = {"missing_module": module}
+        if "." in module and top in ("diffusers", *_STEP_LIBRARIES):
+            facts["package"] = top
         if top == "diffusers" and "." in module:
             if "wan" in module.lower() or ".pipelines." in module:
                 return Finding("pipeline_unavailable", "the installed diffusers lacks this module", facts)
             return Finding("version_mismatch", "the installed diffusers lacks a module", facts)
-        if top in ("transformers", "torch", "huggingface_hub", "accelerate", "torchvision") and "." in module:
+        if top in _STEP_LIBRARIES and "." in module:
             return Finding("version_mismatch", f"the installed {top} lacks a module", facts)
         if "-" in top and "." in module and re.search(r"[/\\]" + re.escape(top) + r"(?:[/\\\s'\"]|$)", text):
             # No pip package is imported by a name with a hyphen: a part of the node pack being
@@ -553,15 +575,34 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             # ComfyUI's own modules, which node packs import: one missing is a ComfyUI older
             # than the node pack (no pip package provides it).
             return Finding("version_mismatch", "the installed ComfyUI lacks a module a node pack imports", facts)
-        if "." in module and top not in _NAMESPACE_PACKAGES and "is not a package" not in text:
+        parts = module.split(".")
+        # A namespace package ("google", "nvidia") is shared by distributions named by its
+        # first two parts: google.protobuf is one to install, google.protobuf.internal a part of it.
+        dist = ".".join(parts[:2]) if top in _NAMESPACE_PACKAGES else top
+        if top == "custom_nodes" and len(parts) > 1:
+            # One ComfyUI node pack importing another by its folder: that pack is not installed.
+            facts["node_pack"] = parts[1]
+            return Finding("missing_dependency", f"the node pack {parts[1]} that this one imports is not installed",
+                           facts)
+        if top in _APP_FOLDERS:
+            # utils.x, models.x: a folder of the app imported by its path, not a package of pip's.
+            return Finding("component_missing", f"{module} is a module of the app itself, not a package to install: "
+                           "that code is missing or not where it is imported from", facts)
+        if len(parts) > dist.count(".") + 1 and top not in _VARIANT_PACKAGES and "is not a package" not in text:
             # Python names the first part it cannot find: "No module named 'a.b'" means that
             # `a` was found and lacks `b`, so nothing is missing to install, the installed `a`
             # is another release than the code was written for (or its own files are incomplete).
-            facts["package"] = top
-            return Finding("version_mismatch", f"{top} is installed but has no module {module}: a release of it "
+            facts["package"] = dist
+            return Finding("version_mismatch", f"{dist} is installed but has no module {module}: a release of it "
                            "other than the code was written for, or its files are incomplete", facts)
-        facts["missing_package"] = _pip_name(top)
+        facts["missing_package"] = _VARIANT_PACKAGES.get(top) or _pip_name(dist)
         return Finding("missing_dependency", "a Python package is not installed", facts)
+    m = _KNOWN_NOT_FOUND.search(text)
+    if m and m["pkg"].lower() in KNOWN_PACKAGES:
+        # A package the rules know, named as not found ("Onnxruntime not found or doesn't come
+        # with acceleration providers, switch to OpenCV"): not installed in this environment.
+        return Finding("missing_dependency", f"{m['pkg']} is not installed here",
+                       {"missing_package": _pip_name(m["pkg"].lower())})
     m = _REQUIREMENT_UNMET.search(text)
     if m:
         return Finding("version_mismatch", "an installed package is not at the version that is required",
@@ -622,7 +663,9 @@ def _video_writer(err: ParsedError, text: str) -> Finding | None:
 def _pip_name(module: str) -> str:
     return {"cv2": "opencv-python", "PIL": "pillow", "flash_attn": "flash-attn", "imageio_ffmpeg": "imageio-ffmpeg",
             "sklearn": "scikit-learn", "google": "protobuf", "bs4": "beautifulsoup4", "yaml": "pyyaml",
-            "sageattention": "sageattention", "easydict": "easydict"}.get(module, module.replace("_", "-"))
+            "sageattention": "sageattention", "easydict": "easydict", "google.protobuf": "protobuf",
+            "google.colab": "google-colab",
+            "mpl_toolkits.mplot3d": "matplotlib"}.get(module, module.replace("_", "-").replace(".", "-"))
 
 
 _CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+) channels", _I)

@@ -89,6 +89,9 @@ class Diagnosis:
                 c not in CATEGORIES or c == self.category for c in self.could_also_be):
             raise ValueError(f"`could_also_be` must be a tuple of categories other than {self.category!r}, "
                              f"got {self.could_also_be!r}.")
+        for name in ("suggested", "next_steps", "could_also_be"):
+            # Lists (JSON's, a caller's) become tuples: the frozen record stays hashable.
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         bad = [k for k, v in self.evidence.items() if not isinstance(k, str) or not isinstance(v, (str, int, float))]
         if bad:
             raise TypeError(f"`evidence` maps names to strings or numbers; {bad[0]!r} does not.")
@@ -411,8 +414,8 @@ def _from_parsed(parsed: ParsedText, *, source: str) -> Diagnosis:
         component=component,
         recoverable=category not in ("accelerator_fault", "user_code", "unknown"),
         suggested=advice.suggest(category, stage, evidence),
-        next_steps=advice.next_steps(category, stage, component, evidence) + tuple(why for _, why in others),
-        could_also_be=tuple(other for other, _ in others),
+        next_steps=advice.next_steps(category, stage, component, evidence) + tuple(other.step for other in others),
+        could_also_be=tuple(other.category for other in others),
     )
 
 
@@ -499,7 +502,12 @@ def _inside_running_node(parsed: ParsedText, err: ParsedError) -> bool:
             "IMPORT FAILED" in line or "load_custom_node" in line for line in parsed.lines[-200:]):
         return False
     running = any(f.path.endswith("/execution.py") and _NODE_RUN_FRAME.match(f.name) for f in err.frames)
-    return running or any(_NODE_REPORT.search(line) for line in parsed.lines[:200])
+    return running or any(_NODE_REPORT.search(line) for line in parsed.lines[:200]) or _popup_node(parsed)
+
+
+def _popup_node(parsed: ParsedText) -> bool:
+    """ComfyUI's error popup pasted: the node's type alone on a line over the message ("KSamplerAdvanced")."""
+    return any(stages.is_node_line(line) for line in parsed.lines[:3])
 
 
 def _locate(parsed: ParsedText, chosen: ParsedError, category: str,

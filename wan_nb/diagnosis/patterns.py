@@ -28,6 +28,12 @@ _LIBRARY_PATH = re.compile(r"/(?:site|dist)-packages/|/lib/python\d[\d.]*/|/pyth
 # Phrases more than one rule reads (the category and the stage of the same message).
 # Lip-sync and portrait pipelines find the face in each input frame before anything runs.
 FACE_NOT_DETECTED = r"\bface (?:was )?not detected|\bno faces? (?:was |were )?detected"
+# An input picture or video that could not be opened ("Failed to load video: input/x.mp4",
+# "cannot open image file"), not an extension, a model or a writer of that name ("Failed to load
+# image Python extension", "Unable to open video file for writing", "video writer").
+INPUT_NOT_OPENED = (r"\b(?:could not|cannot|can't|unable to|failed to) (?:open|read|load|decode) (?:the )?(?:input )?"
+                    r"(?:video|image)\b(?!\s*(?:python|extension|encoder|model|processor|vae|projection|preview|writer"
+                    r"|window|file for writ|for writ))")
 # A compiled extension built against another torch (an op it registers, a symbol it links).
 BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist|No such operator \w+::\w+"
 # ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264), or

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from wan_nb.diagnosis.patterns import _CLASS_TO_COMPONENT, _I, _LIBRARY_PATH, _WRAPPER_PATH, COMPONENTS, _rx
+from wan_nb.diagnosis.patterns import (
+    _CLASS_TO_COMPONENT,
+    _I,
+    _LIBRARY_PATH,
+    _WRAPPER_PATH,
+    COMPONENTS,
+    INPUT_NOT_OPENED,
+    _rx,
+)
 from wan_nb.diagnosis.tracetext import Frame, ParsedError, ParsedText
 
 # --- stage -------------------------------------------------------------------------------------------
@@ -87,6 +95,8 @@ _CODE_RULES = [
     # diffusers' pipelines call video_processor.preprocess(image, ...) on the input image and
     # video_processor.postprocess_video(video) on the output: the method says which end it is.
     (re.compile(r"\b(?:video|image)_processor\.preprocess\w*\(|\bpreprocess_(?:image|video)\(|\bload_(?:image|video)\("
+                # a transformers image processor called on the input picture (CLIP vision's)
+                r"|\bprocessor\(\s*(?:images?|videos?)\s*="
                 r"|\bImage\.open\("
                 r"|\bcv2\.(?:imread|resize|VideoCapture)\(|\bimages?\w*\s*=\s*[\w.]*common_upscale\("
                 r"|\.convert\(\s*['\"]RGBA?['\"]\s*\)|\bTF\.to_tensor\(|\bresize_image\w*\(",
@@ -170,8 +180,9 @@ def frame_stage(frame: Frame) -> tuple[str, int] | None:
     if _INIT_WEIGHTS.match(name) and "/modeling_" in path:
         # transformers initialises the weights a checkpoint lacks as the model is built.
         return "load", WEAK
-    if name == "INPUT_TYPES" or (path.endswith("/server.py") and name in ("get_object_info", "node_info")):
-        # ComfyUI asks each node for its inputs as it lists the nodes, before any prompt runs.
+    if path.endswith("/server.py") and name in ("get_object_info", "node_info"):
+        # ComfyUI's server lists every node's inputs (INPUT_TYPES) as the UI loads, before any prompt
+        # runs. (INPUT_TYPES alone says nothing: execution.py calls it again as each node runs.)
         return "load", WEAK
     if _MODEL_CLASS_FILE.search(path):
         # diffusers' ModelMixin / transformers' PreTrainedModel: their .to() refuses moves of
@@ -310,7 +321,7 @@ _LOADING_FILE = re.compile(r"/diffusers/loaders/single_file\w*\.py$|/diffusers/m
                            r"|/transformers/integrations/(?:bitsandbytes|accelerate|ggml|finegrained_fp8|quanto|torchao"
                            r"|hqq|awq|gptq|fbgemm_fp8|bitnet)\w*\.py$")
 _QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$|/torchao/quantization/")
-_LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
+_LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/diffusers/utils/peft_utils\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
                         r"|/comfy/lora\w*\.py$")
 # An app's own "move this model over there" helpers (not torch's .to or a library's internals).
 _MOVE_FUNC = re.compile(r"^(?:move_\w*(?:model|module|pipe|weights|device|gpu|cuda|cpu)\w*|\w*_to_(?:device|gpu|cuda)"
@@ -413,10 +424,8 @@ _PHASES = [
     (re.compile(r"\bpre-?process(?:ing)?\b|\bresiz(?:e|ing) (?:the )?(?:input |start |reference |guide )?(?:image|video|frame)s?\b"
                 r"|\b(?:loading|reading) (?:the )?(?:input |start |end |reference |guide |control )(?:image|video|frame)s?\b"
                 r"(?!\s*(?:encoder|model|processor))"
-                # VideoHelperSuite's "Failed to load video: input/x.mp4", "Unable to open video with ...":
-                # a video or image to open is the input.
-                r"|\b(?:failed to|unable to|cannot|can't|could not) (?:load|open|read) (?:the )?(?:input )?(?:video|image)\b"
-                r"(?!\s*(?:encoder|model|processor|vae))", _I), "preprocess"),
+                # VideoHelperSuite's "Failed to load video: input/x.mp4": a video or image to open is the input.
+                r"|" + INPUT_NOT_OPENED, _I), "preprocess"),
     (re.compile(r"\bexport_to_video\b|\bsave_video\b|\bsaving (?:the )?video\b|\bwriting (?:the )?video\b", _I),
      "postprocess"),
     (re.compile(r"\bvae\b[^\n]{0,20}decod|\bdecoding\b|\bdecode\b", _I), "vae_decode"),
@@ -431,22 +440,29 @@ _PHASES = [
                 # SD.Next's log: "Load model: /models/...", "Load network: ..."
                 r"|(?-i:\bLoad (?:model|pipeline|network|module)s?:)"
                 r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
-                # Models fetched before a run ("during the configuration and download steps").
-                r"|\bdownload(?:ing)?(?: steps?)?\b(?! (?:the )?(?:video|output|result))"
+                # Models fetched before a run ("during the configuration and download steps",
+                # "Downloading shards"); not a URL's /download/ or a sentence's "download it below".
+                r"|(?<![/.\w])download(?:ing)? (?:the )?(?:steps?|models?|weights|checkpoints?|shards)\b"
                 r"|creating (?:the )?\w*\s?(?:pipeline|model)", _I), "load"),
 ]
 
 
+# Class names shaped like node types that are not ComfyUI nodes: diffusers' pipelines, exceptions
+# ("UnicodeEncodeError", "JSONDecodeError"), torch's data loading and distributed samplers.
+_NOT_A_NODE = re.compile(r"(?:Pipeline|Mixin|Error|Exception|Warning)$|^(?:DataLoader|(?:Distributed|Random|Sequential"
+                         r"|Batch|WeightedRandom|SubsetRandom)Sampler)")
 # Nodes that read or resize the input picture or video: ComfyUI's LoadImage, ImageScale,
 # ImageCrop; VideoHelperSuite's VHS_LoadVideo; KJNodes' ImageResizeKJ.
 _INPUT_NODE = re.compile(r"load(?:image|video|images)|image(?:scale|resize|crop|pad)|resizeimage|upscaleimage", _I)
 
 
 def node_stage(node: str) -> str | None:
+    if _NOT_A_NODE.search(node):
+        return None
     n = node.lower().replace(" ", "")
     if _INPUT_NODE.search(n):
         return "preprocess"
-    if "loader" in n or n.startswith("load"):
+    if "loader" in n or n.startswith(("load", "downloadandload")):  # (kijai's DownloadAndLoadX nodes)
         return "load"
     if "decode" in n:
         return "vae_decode"
@@ -472,10 +488,20 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
 # (Also "VHS_VideoCombine:" over its list of failed checks, in ComfyUI's validation report.)
 _NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*|:)?$")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
+_BARE_NODE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*$")
+
+
+def is_node_line(line: str) -> bool:
+    """A line holding only a ComfyUI node type of a known kind ("KSamplerAdvanced", the popup's title)."""
+    m = _BARE_NODE.match(line)
+    return bool(m and _CAMEL.search(m["node"]) and not m["node"].endswith(("Error", "Exception", "Warning"))
+                and node_stage(m["node"]))
+# What ComfyUI's node types are named for: _NODE_TITLE and _PROSE_NODE read names ending so.
+_NODE_KINDS = r"(?:Loader|Sampler|Decode|Encode|ToVideo)"
 # The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
 # module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
 # names shaped like ComfyUI node types, so that a sentence's first word is not read as one.
-_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{2,60}(?:Loader|Sampler|Decode|Encode|ToVideo))"
+_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{2,60}" + _NODE_KINDS + ")"
                          r"(?:\s*[-:\uff1a]\s*|\s+)(?=\S)")
 
 
@@ -487,7 +513,10 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
             m = _NODE_LINE.match(line)
             m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
         if m:
-            node = m["node"] or m.groupdict().get("spaced") or m.groupdict().get("listed") or ""
+            node = m["node"] or m.groupdict().get("spaced") or ""
+            listed = m.groupdict().get("listed")
+            if listed and ("_" in listed or _CAMEL.search(listed)):
+                node = listed  # (a node type, not a markdown bullet: "* Sample 1:")
             stage = node_stage(node)
             if stage:
                 return stage, f"node {node}"
@@ -534,18 +563,9 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         if _FAILED_LOADING.search(line):
             # "An error occurred when loading XPipeline.from_pretrained(...)": the user says which call.
             return "load", "the report says the error came while loading"
-        m = _PROSE_WHERE.search(line) if "Error:" not in line else None
-        if m:
-            # The reporter's own words: "I'm getting the following error in the sampler",
-            # "still crashes in the VAE encode() stage", "an exception at the KSampler".
-            word = m["where"].lower()
-            stage = next(stage for key, stage in _PROSE_STAGE if key in word)
-            return stage, "the report says where the error came"
-        m = _PROSE_NODE.search(line) if _PROSE_ABOUT.search(line) else None
-        if m and node_stage(m["node"]):
-            # A node type named in the reporter's sentence about the error ("Getting error
-            # HyVideoTextImageEncode - ...", "when I use the WanVideoModelLoaderMultiGPU node").
-            return node_stage(m["node"]), f"the report names the node {m['node']}"
+        said = _prose_stage(line)
+        if said:
+            return said
         for pattern, stage in _PHASES:
             if pattern.search(line) and not _HEADER_OR_EXC.search(line):
                 if vae_next and stage in ("denoise", "text_encode"):
@@ -555,13 +575,48 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
 
 
 _HEADER_OR_EXC = re.compile(r"Error|Exception|Traceback", re.I)
-_PROSE_WHERE = re.compile(r"\b(?:error|errors|exceptions?|fails?|failed|crash(?:es|ed)?)\b[^.\n]{0,30}?\s"
-                          r"(?:in|during|when|while|at|hits?|hitting|reach(?:es|ed|ing)?)\s+(?:the\s+)?"
-                          r"(?P<where>k?sampler|sampling|vae\s*decod\w*|vae\s*encod\w*|decoding|text\s*encod\w*)", re.I)
-# A ComfyUI node type (CamelCase, named for what it does) in a sentence about the failure.
-_PROSE_NODE = re.compile(r"\b(?P<node>[A-Z][A-Za-z0-9]*?(?:Loader|Sampler|Decode|Encode|ToVideo)(?:[A-Z][A-Za-z0-9]*)?)\b")
-_PROSE_ABOUT = re.compile(r"\b(?:error|exception|fails?|failed|crash\w*|node)\b", re.I)
-_PROSE_STAGE = (("sampl", "denoise"), ("decod", "vae_decode"), ("text", "text_encode"), ("encod", "vae_encode"))
+# Where the reporter says it failed: "the VAE decode fails", "the sampler errors" (the place
+# right before the failure word is read first: "errors during sampling are gone, but now the VAE
+# decode fails"), then "the error in the sampler", "an exception at the KSampler", "it crashes
+# when loading the model" (no comma between the two: "the error at the end, when the sampler ...").
+_PLACE = (r"(?P<where>k?sampler|sampling|vae\s*decod\w*|vae\s*encod\w*|decoding|text\s*encod\w*|model loading"
+          r"|loading (?:the )?(?:model|checkpoint)s?)\b")
+_PROSE_PLACE_FAILS = re.compile(r"\b(?:the\s+)?" + _PLACE + r"\s+(?:step\s+|stage\s+|node\s+)?(?:errors?|fails?|failed"
+                                r"|crash(?:es|ed)?|throws)\b", re.I)
+_PROSE_WHERE = re.compile(r"\b(?:errors?|exceptions?|fails?|failed|crash(?:es|ed)?)\b(?!\s+messages?)[^.,;\n]{0,30}?\s"
+                          r"(?:in|during|when|while|at|hits?|hitting|reach(?:es|ed|ing)?)\s+(?:the\s+)?" + _PLACE, re.I)
+_PROSE_STAGE = (("sampl", "denoise"), ("decod", "vae_decode"), ("text", "text_encode"), ("encod", "vae_encode"),
+                ("load", "load"))
+# A ComfyUI node type in a sentence about the failure: CamelCase and named for what it does
+# ("Getting error HyVideoTextImageEncode - ...", "the WanVideoModelLoaderMultiGPU node"), or in
+# words as its title shows ("the Resize Image Node throws", "Mochi VAE Encoder Loader reports error").
+_PROSE_NODE = re.compile(r"\b(?P<node>[A-Z][A-Za-z0-9]*?" + _NODE_KINDS + r"(?:[A-Z][A-Za-z0-9]*)?)\b")
+_PROSE_SPACED_NODE = re.compile(r"\b(?P<node>[A-Z][A-Za-z0-9]*(?:\s+(?!(?:A|An|The|I|It)\b)[A-Z][A-Za-z0-9]*){1,5})\s+"
+                                r"(?:node\b|reports?\b|throws\b|fails\b|failed\b|errors?\b)")
+_FAILURE_WORD = re.compile(r"\b(?:errors?|exceptions?|fails?|failed|crash\w*|throws)\b", re.I)
+
+
+def _prose_stage(line: str) -> tuple[str, str] | None:
+    """The stage a reporter's sentence names: a place that failed, or the node nearest the failure word."""
+    # (An exception's own message is not the reporter's sentence: "RuntimeError: error in ...".)
+    m = (_PROSE_PLACE_FAILS.search(line) or _PROSE_WHERE.search(line)) if "Error:" not in line else None
+    if m:
+        word = m["where"].lower()
+        return next(stage for key, stage in _PROSE_STAGE if key in word), "the report says where the error came"
+    failures = [f.start() for f in _FAILURE_WORD.finditer(line)]
+    if not failures and not re.search(r"\bnode\b", line, re.I):
+        return None
+    named = [(node, stage) for node, stage in ((n["node"], node_stage(n["node"])) for n in
+                                               [*_PROSE_NODE.finditer(line), *_PROSE_SPACED_NODE.finditer(line)])
+             if stage]
+    if not named:
+        return None
+    # (Several nodes in one sentence: the one nearest the failure word, "CheckpointLoaderSimple works
+    # but WanVideoSampler fails".)
+    node, stage = min(named, key=lambda item: min((abs(line.find(item[0]) - f) for f in failures), default=0))
+    return stage, f"the report names the node {node}"
+
+
 _FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\("
                              # "`XPipeline.from_pretrained()` fails when loading the text encoder"
                              r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b", re.I)

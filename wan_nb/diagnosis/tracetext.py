@@ -172,8 +172,8 @@ _IPY8_CELL = re.compile(r"^\s*(?:Cell In\s?\[(?P<n>\d*)\], line (?P<line>\d+)|In
 # IPython 7:  ~/x/site-packages/torch/nn/modules/module.py in _call_impl(self, *input)
 _IPY7_FRAME = re.compile(r"^\s*(?P<path>(?:<ipython-input-[^>]+>|\S+\.py[cw]?))\s+in\s+(?P<func>[\w.<>]+)\s*(?:\(|$)")
 # A frame line whose start was lost in the paste:  python3.8/site-packages/x/y.py", line 12, in forward
-# (also with its opening quote kept:  "accelerate/accelerator.py", line 3147, in load_state)
-_CUT_FRAME = re.compile(r'^\s*"?(?P<path>[^\s"]+\.py)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
+# (also with its opening quote kept, spaces and all:  "C:/Users/J Doe/x.py", line 3147, in load_state)
+_CUT_FRAME = re.compile(r'^\s*(?:"(?P<quoted>[^"]+\.py)|(?P<path>[^\s"]+\.py))", line (?P<line>\d+), in (?P<func>\S+)\s*$')
 _ARROW = re.compile(r"^\s*-*>\s*(?P<line>\d+)\s(?P<code>.*)$")
 _CONTEXT = re.compile(r"^\s+\d+\s")
 _CARETS = re.compile(r"^\s*[~^\s]+$")
@@ -208,7 +208,8 @@ def _frame_from(line: str) -> Frame | None:
     elif " in " in line and (".py" in line or "<ipython-input" in line) and not head.startswith("-"):
         m = _IPY7_FRAME.match(line) or (_CUT_FRAME.match(line) if '.py", line ' in line else None)
         if m:
-            return Frame(_path(m["path"]), int(m["line"]) if "line" in m.groupdict() else None, m["func"])
+            path = m.groupdict().get("quoted") or m["path"]
+            return Frame(_path(path), int(m["line"]) if "line" in m.groupdict() else None, m["func"])
     return None
 
 
@@ -303,6 +304,14 @@ def parse(text: str) -> ParsedText:
                     i += 1
                     continue
                 if not code and nxt.startswith(" ") and _frame_from(nxt) is None and "Traceback (most" not in nxt:
+                    code = nxt.strip()
+                    i += 1
+                    continue
+                if (not code and first and not line[:1].isspace() and not nxt[:1].isspace()
+                        and _frame_from(nxt) is None and "Traceback (most" not in nxt
+                        and _exception_from(nxt, strict=True) is None):
+                    # A paste that lost every indentation (frames at the margin, as a forum or an
+                    # issue without a code block shows them): the line after a frame is its source.
                     code = nxt.strip()
                     i += 1
                     continue
