@@ -599,6 +599,7 @@ def test_stage_from_each_codebases_frames(text, stage):
     ("Failed to load video: input/clip.mp4\ndue to: cannot open it", "preprocess"),
     ("Setup stopped during the model download steps: expected str, bytes or os.PathLike object", "load"),
     ("Unexpected architecture type in GGUF file: 'foo'", "load"),
+    ("[0.30.0]: from_single_file: 'X' object has no attribute 'y'", "load"),
 ])
 def test_stage_from_log_lines(log, stage):
     d = diagnose(log)

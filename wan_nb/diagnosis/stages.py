@@ -619,7 +619,9 @@ def _prose_stage(line: str) -> tuple[str, str] | None:
 
 _FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[\w.]*from_(?:pretrained|single_file)\("
                              # "`XPipeline.from_pretrained()` fails when loading the text encoder"
-                             r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b", re.I)
+                             r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b"
+                             # "from_single_file: 'AutoencoderKL' object has no attribute ...": the call, then its error
+                             r"|\bfrom_(?:pretrained|single_file)(?:\(\))?:\s", re.I)
 
 
 _CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"
