@@ -178,7 +178,7 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 # llvmlite/numba (or triton's LLVM) without the vector maths library it links (svml)
                 r"|LLVM ERROR: Symbol not found")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
-_KNOWN_NOT_FOUND = re.compile(r"\b(?P<pkg>[A-Za-z][\w]*) (?:was |is )?not found\b")
+_KNOWN_NOT_FOUND = re.compile(r"\b(?P<pkg>[A-Za-z]\w*) (?:was |is )?not found\b")
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
@@ -526,7 +526,7 @@ _NAMESPACE_PACKAGES = frozenset({"google", "nvidia", "azure", "backports", "mpl_
 # Packages whose parts come in another distribution of the same import name: cv2.ximgproc is in
 # opencv-contrib-python, mmcv._ext in mmcv-full (mmcv-lite lacks the compiled ops).
 _VARIANT_PACKAGES = {"cv2": "opencv-contrib-python", "mmcv": "mmcv-full"}
-# Folders an app imports by path (ComfyUI's custom_nodes, an app's own), never pip packages.
+# Folders an app imports its own modules from by path (utils.x, models.x), never pip packages.
 _APP_FOLDERS = frozenset({"utils", "models", "modules", "src", "lib", "core", "common", "shared",
                           "scripts", "tools", "app", "transformers_modules"})
 

@@ -321,8 +321,8 @@ _LOADING_FILE = re.compile(r"/diffusers/loaders/single_file\w*\.py$|/diffusers/m
                            r"|/transformers/integrations/(?:bitsandbytes|accelerate|ggml|finegrained_fp8|quanto|torchao"
                            r"|hqq|awq|gptq|fbgemm_fp8|bitnet)\w*\.py$")
 _QUANT_LOAD_PATH = re.compile(r"/(?:transformers|diffusers)/quantizers/|/gguf/gguf_reader\.py$|/torchao/quantization/")
-_LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/diffusers/utils/peft_utils\.py$|/peft/tuners/|/peft/mapping\w*\.py$"
-                        r"|/comfy/lora\w*\.py$")
+_LORA_PATH = re.compile(r"/diffusers/loaders/lora\w*\.py$|/diffusers/loaders/peft\.py$|/diffusers/utils/peft_utils\.py$"
+                        r"|/peft/tuners/|/peft/mapping\w*\.py$|/comfy/lora\w*\.py$")
 # An app's own "move this model over there" helpers (not torch's .to or a library's internals).
 _MOVE_FUNC = re.compile(r"^(?:move_\w*(?:model|module|pipe|weights|device|gpu|cuda|cpu)\w*|\w*_to_(?:device|gpu|cuda)"
                         r"|(?:model|pipe|module)s?_to_\w+|offload_\w+|unload_\w*(?:model|pipe)\w*"
@@ -494,8 +494,9 @@ _BARE_NODE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3
 def is_node_line(line: str) -> bool:
     """A line holding only a ComfyUI node type of a known kind ("KSamplerAdvanced", the popup's title)."""
     m = _BARE_NODE.match(line)
-    return bool(m and _CAMEL.search(m["node"]) and not m["node"].endswith(("Error", "Exception", "Warning"))
-                and node_stage(m["node"]))
+    return bool(m and _CAMEL.search(m["node"]) and node_stage(m["node"]))
+
+
 # What ComfyUI's node types are named for: _NODE_TITLE and _PROSE_NODE read names ending so.
 _NODE_KINDS = r"(?:Loader|Sampler|Decode|Encode|ToVideo)"
 # The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
