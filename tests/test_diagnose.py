@@ -1136,3 +1136,48 @@ def test_stage_rules_of_the_reviewed_round(text, stage):
 ])
 def test_categories_of_the_fifth_batch(text, category):
     assert diagnose(text).category == category, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("ComfyUI-foo 1.2.0 is not compatible with foo 1.1.0", "version_mismatch"),
+    ("ValueError: mutable default <class 'numpy.ndarray'> for field crop is not allowed: use default_factory",
+     "version_mismatch"),
+    ("RuntimeError: DataLoader worker (pid 12) is killed by signal: Killed.", "host_out_of_memory"),
+    ("RuntimeError: at::Tensor fused_attn(at::Tensor, int) failed to dispatch data type Float", "dtype_mismatch"),
+    ("RuntimeError: models/vae/config.json does not exist", "component_missing"),
+    ("ImportError: cannot import name 'FooVideoDDIMScheduler' from 'diffusers'", "version_mismatch"),
+    ("ImportError: cannot import name 'FooVideoPipeline' from 'diffusers'", "pipeline_unavailable"),
+    ("cannot import AutoEncoderKLFooVideo", "pipeline_unavailable"),
+    ("ValueError: Attention Processor class FooAttnProcessor2_0 is not supported by xFuser", "version_mismatch"),
+    ("With GGUF main model the VACE model must also be a GGUF model", "invalid_input"),
+    # Left alone: no file extension, another signal, a plain sentence about importing.
+    ("FileNotFoundError: the output folder does not exist", "component_missing"),
+    ("I cannot import my workflow into the new version", "unknown"),
+])
+def test_categories_of_the_sixth_batch(text, category):
+    assert diagnose(text).category == category, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    ("Loading Original Transformer...\nsocket.gaierror: [Errno 11001] getaddrinfo failed", "load"),
+    ("KSampler The size of tensor a (48) must match the size of tensor b (16) at non-singleton dimension 1", "denoise"),
+    ("ComfyUI-foo 1.2.0 is not compatible with foo 1.1.0", "load"),
+    # An app's module calling torch.cuda as it is imported: start-up, a load.
+    ('Traceback (most recent call last):\n  File "/app/main.py", line 3, in <module>\n    import memory\n'
+     '  File "/app/memory.py", line 8, in <module>\n    gpu = torch.device(torch.cuda.current_device())\n'
+     '  File "/env/site-packages/torch/cuda/__init__.py", line 363, in _lazy_init\n'
+     '    raise AssertionError("Torch not compiled with CUDA enabled")\nAssertionError: Torch not compiled with CUDA enabled',
+     "load"),
+    # ... but the script's own top level is where the run happens: no stage from it.
+    ('Traceback (most recent call last):\n  File "/app/run.py", line 3, in <module>\n    x = make()\n'
+     'RuntimeError: boom', "unknown"),
+    # A paste in one pair of backticks.
+    ('`  File "/env/site-packages/torch/nn/modules/module.py", line 804, in _apply\n    param_applied = fn(param)\n'
+     'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 22.00 MiB.`', "to_device"),
+    # A registry building the model from its config.
+    ('Traceback (most recent call last):\n  File "/app/infer.py", line 18, in <module>\n    ENGINE.build(cfg)\n'
+     '  File "/app/utils/registry.py", line 55, in build_from_config\n    raise KeyError(f"{t} not found")\n'
+     "KeyError: 'x not found in ENGINE registry'", "load"),
+])
+def test_stage_rules_of_the_sixth_batch(text, stage):
+    assert diagnose(text).stage == stage, diagnose(text).to_text()

@@ -32,7 +32,7 @@ from wan_nb.diagnosis.tracetext import ParsedError
 _CUDA_ERROR_OOM = _rx(r"\b(?:CUDA|HIP|XPU)(?: driver| runtime)?\s+error:?\s*out of memory|hipErrorOutOfMemory|cudaErrorMemoryAllocation"
                       r"|CUDA_ERROR_OUT_OF_MEMORY|CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED"
                       r"|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
-_HOST_OOM = Phrases(r"DefaultCPUAllocator|can't allocate memory: you tried|not enough memory: you tried"
+_HOST_OOM = Phrases(r"DefaultCPUAllocator|is killed by signal: Killed|can't allocate memory: you tried|not enough memory: you tried"
                 r"|Cannot allocate memory|Unable to allocate [\d.]+ ?[KMGTP]i?B for an array|paging file is too small"
                 r"|os error 1455|WinError 1455|std::bad_alloc|out of (?:host|system|cpu|main) memory"
                 r"|(?:host|system|cpu) (?:ram|memory) (?:is )?(?:exhausted|full)|not enough (?:system |host )?RAM"
@@ -88,7 +88,9 @@ _DTYPE = Phrases(
     r"|Expected (?:query|key|value)[^\n]*dtype"
     r"|fp8\w* not supported in this architecture|supported fp8 dtypes are|Float8_e\w+ (?:is )?not supported"
     # FlashAttention and other fused kernels take half precision only.
-    r"|only supports? (?:fp16|half|bf16)(?: and | or |/)(?:fp16|half|bf16)")
+    r"|only supports? (?:fp16|half|bf16)(?: and | or |/)(?:fp16|half|bf16)"
+    # a compiled kernel (SageAttention's) built for some dtypes only: "failed to dispatch data type Float"
+    r"|failed to dispatch data type \w+")
 _CORRUPT = Phrases(
     r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
@@ -148,9 +150,12 @@ _COMPONENT_MISSING = Phrases(
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b"
     # pip run where the app's requirements file is not (another folder than the app's).
-    r"|Could not open requirements file")
+    r"|Could not open requirements file"
+    # a weights or config file named by its path that is not there ("t2v/transformer/config.json does not exist")
+    r"|\.(?:json|safetensors|bin|pth?|ckpt|gguf|onnx) does not exist(?![a-z])")
 _MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]*\w)", _I)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
+_CANNOT_IMPORT_BARE = re.compile(r"cannot import (?!name\b)['\"]?(?P<name>[A-Z]\w+)['\"]?\s*(?:$|[^\w\s]|\s(?!from\b))", _I)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
 _OBJECT_NO_ATTR = re.compile(r"['\"](?P<obj>\w+)['\"] object has no attribute ['\"]?(?P<name>\w+)", _I)
 _NAME_UNDEFINED = re.compile(r"name ['\"](?P<name>\w+)['\"] is not defined", _I)
@@ -197,6 +202,14 @@ _VERSION = Phrases(
     r"|numpy\.core\.multiarray failed to import|compiled (?:using|against) NumPy"
     r"|Expected a value of type '[^']+' for argument '\w+' but instead found type"
     r"|has been incorrectly initialized or .{0,200}is incorrectly implemented"
+    # diffusers' attention processors change between its releases; a package that patches them
+    # (xDiT's xFuser) knows those of the releases it was written for.
+    r"|AttnProcessor\w* is not supported by"
+    # a package's own check of the release of another ("ComfyUI-nunchaku 0.3.4 is not compatible with nunchaku 0.3.1")
+    r"|\bis not compatible with [\w.-]+ v?\d+\.\d+"
+    # Python 3.11's dataclasses refuse an unhashable default that older Pythons took: code written
+    # for an older Python.
+    r"|mutable default <class '[\w.]+'> for field \w+ is not allowed"
     # DiffSynth-Studio identifies a checkpoint by its keys; one it does not know is a model newer
     # than the installed release (or its model config).
     r"|cannot detect the model type"
@@ -252,6 +265,9 @@ _INVALID = Phrases(
     # Two matrices whose sizes do not fit (77x768 against 4096x320): a model of another family
     # (its text encoder, CLIP vision, ControlNet) wired to this one.
     r"|mat1 and mat2 shapes cannot be multiplied"
+    # kijai's wrapper refusing a separate model of another format beside a GGUF one ("With GGUF main
+    # model the VACE model must also be a GGUF model").
+    r"|\bmust (?:also )?be (?:a |in )?GGUF\b|\bmust be with GGUF\b|\bneeds? to be in GGUF format"
     # A tensor size computed from absurd inputs (a seed or a size wired where a size belongs).
     r"|Storage size calculation overflowed"
     # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
@@ -537,6 +553,10 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
         if m["module"] == "diffusers" and m["name"] in _DIFFUSERS_UTILS:
             return Finding("user_code", f"{m['name']} is imported from diffusers.utils, not from diffusers", facts)
+        if m["module"].split(".")[0] == "diffusers" and m["name"].endswith("Scheduler"):
+            # (A scheduler is no pipeline or model to substitute: the diffusers release is too old.)
+            return Finding("version_mismatch", "the installed diffusers lacks this scheduler (a newer release has it)",
+                           facts)
         if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
             return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
         if m["name"].endswith("Pipeline"):
@@ -545,6 +565,10 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
             return Finding("pipeline_unavailable", f"the installed {m['module'].split('.')[0]} lacks this pipeline",
                            facts)
         return Finding("version_mismatch", "an installed library lacks a name another one imports", facts)
+    m = _CANNOT_IMPORT_BARE.search(text)
+    if m and looks_like_library_class(m["name"]) and not m["name"].endswith("Scheduler"):
+        # A title's short form ("cannot import AutoEncoderKLHunYuanVideo"): a diffusers class by its shape.
+        return Finding("pipeline_unavailable", "the installed library lacks this class", {"missing_class": m["name"]})
     m = _MODULE_NO_ATTR.search(text)
     if m:
         facts = {"missing_class": m["name"], "module": m["module"]}

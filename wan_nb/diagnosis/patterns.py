@@ -232,7 +232,7 @@ def in_users_script(err: ParsedError) -> bool:
 
 
 def looks_like_library_class(name: str) -> bool:
-    return bool(re.fullmatch(r"(?:Wan|AutoencoderKL|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer"
+    return bool(re.fullmatch(r"(?:Wan|(?i:AutoencoderKL)|UMT5|T5|CLIP)\w*|\w*(?:Pipeline|Model|Scheduler|Tokenizer"
                              r"|Processor|Mixin)", name))
 
 

@@ -67,7 +67,7 @@ _VAE_ENCODE_NAME = re.compile(r"^\w*vae_?encode\w*$", _I)
 _LOAD_FUNC = re.compile(r"^(?:from_pretrained|from_single_file|from_config|load_sub_model|_?load\w*|\w*_load_\w*"
                         r"|\w*_load|safe_open|hf_hub_download|snapshot_download|cached_file\w*|get_checkpoint_shard_files"
                         r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model"
-                        r"|\w*_loader)$",
+                        r"|\w*_loader|build_from_c(?:on)?fi?g|build_model\w*)$",
                         _I)
 # Functions that read weights or configs from disk or the hub.
 _DISK_LOAD_FUNC = re.compile(
@@ -386,7 +386,7 @@ def stage_from_callee(callee: str) -> str | None:
 
 
 def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
-    """Deepest strong frame wins; otherwise the deepest weak one."""
+    """Deepest strong frame wins; otherwise the deepest weak one; otherwise a module being imported."""
     weak: tuple[str, Frame] | None = None
     for frame in reversed(frames):
         found = frame_stage(frame)
@@ -397,6 +397,12 @@ def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
             return stage, frame
         if weak is None:
             weak = (stage, frame)
+    if weak is None:
+        # A module's top level below another frame is that module being imported (an app's
+        # memory.py calling torch.cuda as it is imported): nothing of a run had started.
+        imported = [f for f in frames[1:] if f.name == "<module>" and not f.is_user and not f.path.startswith("<")]
+        if imported:
+            return "load", imported[-1]
     return weak
 
 
@@ -436,7 +442,7 @@ _PHASES = [
     # SD.Next's "Model move: device=cuda ...", "Moving model to cuda": placing weights on the device.
     (re.compile(r"\bmodel move\b|\bmoving (?:the )?(?:model|pipeline|weights|modules?)\b[^\n]{0,30}"
                 r"\b(?:to|onto) (?:the )?(?:cuda|gpu|device|mps|xpu)", _I), "to_device"),
-    (re.compile(r"loading (?:the )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+    (re.compile(r"loading (?:the )?(?:[A-Za-z]\w* )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
                 # SD.Next's log: "Load model: /models/...", "Load network: ..."
                 r"|(?-i:\bLoad (?:model|pipeline|network|module)s?:)"
                 r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
@@ -502,7 +508,7 @@ _NODE_KINDS = r"(?:Loader|Sampler|Decode|Encode|ToVideo)"
 # The popup's node type and its message pasted on one line (an issue title: "HyVideoModelLoader
 # module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
 # names shaped like ComfyUI node types, so that a sentence's first word is not read as one.
-_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{2,60}" + _NODE_KINDS + ")"
+_NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{0,60}" + _NODE_KINDS + ")"
                          r"(?:\s*[-:\uff1a]\s*|\s+)(?=\S)")
 
 

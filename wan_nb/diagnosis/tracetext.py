@@ -145,6 +145,11 @@ def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
                     break
             else:
                 break
+        if line[:1] == "`" and line[1:2] != "`":
+            # A paste wrapped in one pair of backticks (inline code): "`  File ...", "... GPU`".
+            line = line[1:-1] if line.endswith("`") and not line.endswith("``") and len(line) > 1 else line[1:]
+        elif line.endswith("`") and not line.endswith("``") and line.count("`") == 1:
+            line = line[:-1]
         if "](" in line and line.lstrip()[:1] == "[":
             line = _COLAB_LINK.sub(r"\1\2", line, count=1)
         if "!!!" in line and _COMFY_BANNER.match(line):
