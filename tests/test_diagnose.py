@@ -1150,8 +1150,8 @@ def test_categories_of_the_fifth_batch(text, category):
     ("cannot import AutoEncoderKLFooVideo", "pipeline_unavailable"),
     ("ValueError: Attention Processor class FooAttnProcessor2_0 is not supported by xFuser", "version_mismatch"),
     ("With GGUF main model the VACE model must also be a GGUF model", "invalid_input"),
-    # Left alone: no file extension, another signal, a plain sentence about importing.
-    ("FileNotFoundError: the output folder does not exist", "component_missing"),
+    # Left alone: another signal, a plain sentence about importing.
+    ("RuntimeError: DataLoader worker (pid 12) is killed by signal: Segmentation fault.", "unknown"),
     ("I cannot import my workflow into the new version", "unknown"),
 ])
 def test_categories_of_the_sixth_batch(text, category):
@@ -1181,3 +1181,62 @@ def test_categories_of_the_sixth_batch(text, category):
 ])
 def test_stage_rules_of_the_sixth_batch(text, stage):
     assert diagnose(text).stage == stage, diagnose(text).to_text()
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    # A script run by runpy, or a module imported lazily inside a running function, is no start-up.
+    ('Traceback (most recent call last):\n  File "/usr/lib/python3.10/runpy.py", line 196, in _run_module_as_main\n'
+     '    return _run_code(code, main_globals, None,\n  File "/usr/lib/python3.10/runpy.py", line 86, in _run_code\n'
+     '    exec(code, run_globals)\n  File "/app/gen.py", line 40, in <module>\n'
+     '    latents = torch.randn(shape, generator=g, device="cuda")\n'
+     "RuntimeError: CUDA error: an illegal memory access was encountered", "accelerator_fault", "unknown"),
+    ('Traceback (most recent call last):\n  File "/app/wgp.py", line 4200, in generate_video\n    samples = m.generate(\n'
+     '  File "/app/any2video.py", line 600, in generate\n    from .posemb import rope\n'
+     '  File "/app/posemb.py", line 12, in <module>\n    freqs = compute(1024)\n'
+     '  File "/app/posemb.py", line 8, in compute\n    return torch.outer(t, f)\n'
+     "RuntimeError: CUDA error: misaligned address", "accelerator_fault", "unknown"),
+    # diffusers' argument checks keep their backticks.
+    ("`prompt` must be provided.", "invalid_input", "unknown"),
+    ("ERROR:root:`max_sequence_length` cannot be greater than 512 but is 1024", "invalid_input", "unknown"),
+    # "cannot import X" inside a sentence is no title: the message after it decides.
+    ("Cannot import WanVideoWrapper module for custom nodes: No module named 'sageattention'", "missing_dependency",
+     "load"),
+    ("cannot import T5Tokenizer: sentencepiece is not installed", "missing_dependency", "unknown"),
+    ("I cannot import Wan2GP's presets into the new version", "unknown", "unknown"),
+    ("cannot import FlowMatchEulerDiscreteScheduler", "version_mismatch", "unknown"),
+    ("cannot import WanVideoPipeline from diffusers", "pipeline_unavailable", "load"),
+    # A model family's version is no package's release.
+    ("ValueError: num_frames=80 is not compatible with Wan 2.1: must be 4k+1", "invalid_input", "unknown"),
+    # An output or a user's file that does not exist is no model part missing.
+    ("ValueError: prompts/my_prompts.json does not exist", "unknown", "unknown"),
+    # Offloading and unloading are no load; a timing log and a sentence are no loading call.
+    ("Offloading current model to CPU\nRuntimeError: boom", "unknown", "unknown"),
+    ("[INFO] Skipping loading main model: already loaded\nRuntimeError: boom", "unknown", "unknown"),
+    ("[timing] from_pretrained: 12.31s\nRuntimeError: boom", "unknown", "unknown"),
+    # list, dict and set defaults were refused before Python 3.11 too.
+    ("ValueError: mutable default <class 'list'> for field sizes is not allowed: use default_factory", "unknown",
+     "unknown"),
+    # A package's name as a plain word or a file's extension; a known package later in the text.
+    ("FileNotFoundError: models/unet/wan2.1-t2v-14b-Q4_K_M.gguf not found", "component_missing", "load"),
+    ("ValueError: pattern regex not found in prompt", "unknown", "unknown"),
+    ("Warning: preset not found, using default. triton not found, torch.compile disabled", "missing_dependency",
+     "unknown"),
+    ("RuntimeError: XFormersAttnProcessor is not supported by this GPU (compute capability 6.1)", "unknown", "unknown"),
+    ("ValueError: header version must be GGUF v3, got v2", "unknown", "unknown"),
+    ("RuntimeError: failed to dispatch data type for device mps", "unknown", "unknown"),
+])
+def test_the_sixth_batchs_rules_after_review(text, category, stage):
+    d = diagnose(text)
+    assert (d.category, d.stage) == (category, stage), d.to_text()
+
+
+def test_a_frame_at_the_margin_takes_only_source_as_its_line():
+    from wan_nb.diagnosis.tracetext import parse
+
+    frames = parse('Traceback (most recent call last):\nFile "/app/run.py", line 10, in <module>\n'
+                   'File "/app/prep.py", line 20, in resize_and_crop\n'
+                   "cv2.error: OpenCV(4.8.0) :-1: error: (-5:Bad argument) in function 'resize'").errors[0].frames
+    assert [f.code for f in frames] == ["", ""]
+    frames = parse('File "/c/nodes.py", line 1, in sample\nweight, bias = self.get_weights(x.dtype)\n'
+                   "RuntimeError: boom").errors[0].frames
+    assert frames[0].code == "weight, bias = self.get_weights(x.dtype)"

@@ -15,6 +15,7 @@ from wan_nb.diagnosis.patterns import (
     INPUT_NOT_OPENED,
     KNOWN_PACKAGES,
     KWARG_SINCE,
+    PACKAGE_INCOMPATIBLE,
     Finding,
     Phrases,
     _literal_starts,
@@ -90,7 +91,7 @@ _DTYPE = Phrases(
     # FlashAttention and other fused kernels take half precision only.
     r"|only supports? (?:fp16|half|bf16)(?: and | or |/)(?:fp16|half|bf16)"
     # a compiled kernel (SageAttention's) built for some dtypes only: "failed to dispatch data type Float"
-    r"|failed to dispatch data type \w+")
+    r"|failed to dispatch data type (?:Float|Double|Half|BFloat16|Float8\w*|Long|Int|Bool|Byte|Char|Short)\b")
 _CORRUPT = Phrases(
     r"HeaderTooLarge|HeaderTooSmall|InvalidHeader\w*|MetadataIncompleteBuffer|incomplete metadata"
     r"|Error while deserializing|deserializ\w* (?:header|object)|file (?:is |was )?truncated|truncated file"
@@ -147,15 +148,18 @@ _COMPONENT_MISSING = Phrases(
     # huggingface_hub: a path that is no folder here is read as a repo id, and that id is invalid.
     r"|Incorrect path_or_model_id|Repo id must (?:be in the form|use alphanumeric)|HFValidationError"
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
-    r"|(?:model|checkpoint|weights?|lora|vae|safetensors)(?: file| path)? (?:not found|does not exist|is missing)\b"
+    r"|(?:model|checkpoint|weights?|lora|vae|safetensors|gguf)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b"
     # pip run where the app's requirements file is not (another folder than the app's).
     r"|Could not open requirements file"
     # a weights or config file named by its path that is not there ("t2v/transformer/config.json does not exist")
-    r"|\.(?:json|safetensors|bin|pth?|ckpt|gguf|onnx) does not exist(?![a-z])")
+    r"|(?:\bconfig|model_index|_config)\.json does not exist(?![a-z])"
+    r"|\.(?:safetensors|bin|pth?|ckpt|gguf|onnx) does not exist(?![a-z])")
 _MODULE_MISSING = re.compile(r"No module named ['\"]?(?P<module>[\w.-]*\w)", _I)
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(?P<name>\w+)['\"]? from ['\"]?(?P<module>[\w.]+)", _I)
-_CANNOT_IMPORT_BARE = re.compile(r"cannot import (?!name\b)['\"]?(?P<name>[A-Z]\w+)['\"]?\s*(?:$|[^\w\s]|\s(?!from\b))", _I)
+# An issue title's short form, the whole line: "cannot import AutoEncoderKLHunYuanVideo (from diffusers)".
+_CANNOT_IMPORT_BARE = re.compile(r"^\s*(?i:cannot import) ['\"]?(?P<name>[A-Z]\w+)['\"]?(?: (?i:from) ['\"]?[\w.]+['\"]?)?\s*$",
+                                 re.M)
 _MODULE_NO_ATTR = re.compile(r"module ['\"]?(?P<module>[\w.]+)['\"]? has no attribute ['\"]?(?P<name>\w+)", _I)
 _OBJECT_NO_ATTR = re.compile(r"['\"](?P<obj>\w+)['\"] object has no attribute ['\"]?(?P<name>\w+)", _I)
 _NAME_UNDEFINED = re.compile(r"name ['\"](?P<name>\w+)['\"] is not defined", _I)
@@ -183,7 +187,9 @@ _DEP_MISC = Phrases(r"Unable to find a compatible ffmpeg|Could not find a backen
                 # llvmlite/numba (or triton's LLVM) without the vector maths library it links (svml)
                 r"|LLVM ERROR: Symbol not found")
 _DLL_MISMATCH = Phrases(r"specified procedure could not be found|procedure entry point [^\n]{0,200}could not be located")
-_KNOWN_NOT_FOUND = re.compile(r"\b(?P<pkg>[A-Za-z]\w*) (?:was |is )?not found\b")
+# "Onnxruntime not found or ...", "... torch.compile disabled. triton not found": a package named
+# first in its clause (not "pattern regex not found", not a file's ".gguf not found", not "found in").
+_KNOWN_NOT_FOUND = re.compile(r"(?:^|[:;,]\s*|[.!]\s+)(?P<pkg>[A-Za-z]\w*) (?:was |is )?not found\b(?!\s+in\b)", re.M)
 _NOT_INSTALLED = _rx(r"\bnot (?:been )?installed\b|\bis not available\b|\bwas not found\b")
 _PIPELINE_MISSING = _rx(r"(?:pipeline|model|node) (?:class|type)s? ['\"]?\w+['\"]? (?:not found|does not exist"
                         r"|is not (?:available|defined|supported))|node types were not found|custom code which must be"
@@ -204,12 +210,13 @@ _VERSION = Phrases(
     r"|has been incorrectly initialized or .{0,200}is incorrectly implemented"
     # diffusers' attention processors change between its releases; a package that patches them
     # (xDiT's xFuser) knows those of the releases it was written for.
-    r"|AttnProcessor\w* is not supported by"
+    r"|AttnProcessor\w* is not supported by (?!the\b|this\b|your\b)\w+"
     # a package's own check of the release of another ("ComfyUI-nunchaku 0.3.4 is not compatible with nunchaku 0.3.1")
-    r"|\bis not compatible with [\w.-]+ v?\d+\.\d+"
+    r"|" + PACKAGE_INCOMPATIBLE +
     # Python 3.11's dataclasses refuse an unhashable default that older Pythons took: code written
     # for an older Python.
-    r"|mutable default <class '[\w.]+'> for field \w+ is not allowed"
+    # (list, dict and set defaults were refused before 3.11 too: those are the code's own mistake.)
+    r"|mutable default <class '(?!(?:list|dict|set)')[\w.]+'> for field \w+ is not allowed"
     # DiffSynth-Studio identifies a checkpoint by its keys; one it does not know is a model newer
     # than the installed release (or its model config).
     r"|cannot detect the model type"
@@ -267,7 +274,7 @@ _INVALID = Phrases(
     r"|mat1 and mat2 shapes cannot be multiplied"
     # kijai's wrapper refusing a separate model of another format beside a GGUF one ("With GGUF main
     # model the VACE model must also be a GGUF model").
-    r"|\bmust (?:also )?be (?:a |in )?GGUF\b|\bmust be with GGUF\b|\bneeds? to be in GGUF format"
+    r"|\bmodel must (?:also )?be (?:a |in )?GGUF\b|\bmust be with GGUF\b|\bneeds? to be in GGUF format"
     # A tensor size computed from absurd inputs (a seed or a size wired where a size belongs).
     r"|Storage size calculation overflowed"
     # a node or pipeline given a model that lacks the part it needs (a text-only encoder for image prompts)
@@ -553,11 +560,12 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
         facts: dict[str, str | int | float] = {"missing_class": m["name"], "module": m["module"]}
         if m["module"] == "diffusers" and m["name"] in _DIFFUSERS_UTILS:
             return Finding("user_code", f"{m['name']} is imported from diffusers.utils, not from diffusers", facts)
-        if m["module"].split(".")[0] == "diffusers" and m["name"].endswith("Scheduler"):
+        from_diffusers = m["module"].split(".")[0] == "diffusers"
+        if from_diffusers and m["name"].endswith("Scheduler"):
             # (A scheduler is no pipeline or model to substitute: the diffusers release is too old.)
             return Finding("version_mismatch", "the installed diffusers lacks this scheduler (a newer release has it)",
                            facts)
-        if m["module"].split(".")[0] == "diffusers" and looks_like_library_class(m["name"]):
+        if from_diffusers and looks_like_library_class(m["name"]):
             return Finding("pipeline_unavailable", "the installed diffusers lacks this class", facts)
         if m["name"].endswith("Pipeline"):
             # A pipeline class is what the user asked for by name: the installed package (a
@@ -566,8 +574,11 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
                            facts)
         return Finding("version_mismatch", "an installed library lacks a name another one imports", facts)
     m = _CANNOT_IMPORT_BARE.search(text)
-    if m and looks_like_library_class(m["name"]) and not m["name"].endswith("Scheduler"):
-        # A title's short form ("cannot import AutoEncoderKLHunYuanVideo"): a diffusers class by its shape.
+    if m and m["name"].endswith("Scheduler"):
+        return Finding("version_mismatch", "the installed library lacks this scheduler (a newer release has it)",
+                       {"missing_class": m["name"]})
+    if m and looks_like_library_class(m["name"]):
+        # A diffusers class by its shape, named without its module.
         return Finding("pipeline_unavailable", "the installed library lacks this class", {"missing_class": m["name"]})
     m = _MODULE_NO_ATTR.search(text)
     if m:
@@ -621,8 +632,8 @@ def _imports(err: ParsedError, text: str) -> Finding | None:
                            "other than the code was written for, or its files are incomplete", facts)
         facts["missing_package"] = _VARIANT_PACKAGES.get(top) or _pip_name(dist)
         return Finding("missing_dependency", "a Python package is not installed", facts)
-    m = _KNOWN_NOT_FOUND.search(text)
-    if m and m["pkg"].lower() in KNOWN_PACKAGES:
+    m = next((k for k in _KNOWN_NOT_FOUND.finditer(text) if k["pkg"].lower() in KNOWN_PACKAGES), None)
+    if m:
         # A package the rules know, named as not found ("Onnxruntime not found or doesn't come
         # with acceleration providers, switch to OpenCV"): not installed in this environment.
         return Finding("missing_dependency", f"{m['pkg']} is not installed here",

@@ -470,8 +470,8 @@ _COMPONENT_TYPE_CHECK = re.compile(r"is of type: <class '[\w.]+'>, but should be
 # imageio's "Could not find a backend to open X with iomode r": a file being read, not written.
 _READ_MODE = re.compile(r"\bwith iomode r[IiVv?]?\b")
 # An app's or library's own check of the versions it needs, run as it starts.
-_VERSION_CHECK = re.compile(r"Incorrect version of [\w.-]+|is required for a normal functioning of this module"
-                            r"|\bis not compatible with [\w.-]+ v?\d+\.\d+")
+_VERSION_CHECK = re.compile(r"Incorrect version of [\w.-]+|is required for a normal functioning of this module|"
+                            + P.PACKAGE_INCOMPATIBLE)
 # A package's own import of one of its parts failing (flash_attn importing its compiled
 # extension), as the innermost frame: nothing ran yet, whatever the package is for.
 _IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")

@@ -67,7 +67,7 @@ _VAE_ENCODE_NAME = re.compile(r"^\w*vae_?encode\w*$", _I)
 _LOAD_FUNC = re.compile(r"^(?:from_pretrained|from_single_file|from_config|load_sub_model|_?load\w*|\w*_load_\w*"
                         r"|\w*_load|safe_open|hf_hub_download|snapshot_download|cached_file\w*|get_checkpoint_shard_files"
                         r"|_get_model_file|_fetch\w*|fetch_\w+|download\w*|_?get_checkpoint_file|get_model\w*|init_model"
-                        r"|\w*_loader|build_from_c(?:on)?fi?g|build_model\w*)$",
+                        r"|\w*_loader|build_from_(?:cfg|config)|build_model\w*)$",
                         _I)
 # Functions that read weights or configs from disk or the hub.
 _DISK_LOAD_FUNC = re.compile(
@@ -398,12 +398,35 @@ def stage_from_frames(frames: list[Frame]) -> tuple[str, Frame] | None:
         if weak is None:
             weak = (stage, frame)
     if weak is None:
-        # A module's top level below another frame is that module being imported (an app's
-        # memory.py calling torch.cuda as it is imported): nothing of a run had started.
-        imported = [f for f in frames[1:] if f.name == "<module>" and not f.is_user and not f.path.startswith("<")]
-        if imported:
-            return "load", imported[-1]
+        imported = _imported_module(frames)
+        if imported is not None:
+            return "load", imported
     return weak
+
+
+def _imported_module(frames: list[Frame]) -> Frame | None:
+    """The deepest module top level reached only through imports (an app's memory.py calling
+    torch.cuda as main.py imports it): nothing of a run had started.
+
+    Every frame above it must be a module's top level whose line imports, or Python's own import
+    machinery; a script run by runpy, a launcher's exec or a lazy import inside a running function
+    is not start-up.
+    """
+    found = None
+    for i, frame in enumerate(frames):
+        if frame.path.startswith("<frozen importlib"):
+            continue
+        if frame.name != "<module>" or frame.is_user:
+            break
+        above = [f for f in frames[:i] if not f.path.startswith("<frozen importlib")]
+        if above and _IMPORT_LINE.match(above[-1].code):
+            found = frame
+        elif above:
+            break
+    return found
+
+
+_IMPORT_LINE = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
 
 
 _NODE = re.compile(r"(?:Node Type:\**|executing node\s+\d*\s*\(?|class_type['\"]?:)"
@@ -442,7 +465,9 @@ _PHASES = [
     # SD.Next's "Model move: device=cuda ...", "Moving model to cuda": placing weights on the device.
     (re.compile(r"\bmodel move\b|\bmoving (?:the )?(?:model|pipeline|weights|modules?)\b[^\n]{0,30}"
                 r"\b(?:to|onto) (?:the )?(?:cuda|gpu|device|mps|xpu)", _I), "to_device"),
-    (re.compile(r"loading (?:the )?(?:[A-Za-z]\w* )?(?:model|pipeline|checkpoint|weights|transformer|diffusion)"
+    # ("offloading", "unloading", "reloading", "skipping loading" are not a load.)
+    (re.compile(r"(?<![A-Za-z])(?<!skipping )loading (?:the )?(?:[A-Za-z]\w* )?(?:model|pipeline|checkpoint|weights"
+                r"|transformer|diffusion)"
                 # SD.Next's log: "Load model: /models/...", "Load network: ..."
                 r"|(?-i:\bLoad (?:model|pipeline|network|module)s?:)"
                 r"|\b(?:model|pipeline|checkpoint|weights) loading\b"
@@ -628,7 +653,7 @@ _FAILED_LOADING = re.compile(r"\b(?:when|while|during)\s+(?:loading|calling)\s+[
                              # "`XPipeline.from_pretrained()` fails when loading the text encoder"
                              r"|from_(?:pretrained|single_file)\(\)`? (?:fails|failed|raises)\b"
                              # "from_single_file: 'AutoencoderKL' object has no attribute ...": the call, then its error
-                             r"|\bfrom_(?:pretrained|single_file)(?:\(\))?:\s", re.I)
+                             r"|^\s*(?:\[v?\d[\w.]*\]:?\s*)?from_(?:pretrained|single_file)(?:\(\))?:\s(?!\d)", re.I | re.M)
 
 
 _CLASS_WORD = re.compile(r"\b(AutoencoderKL\w*|\w*Transformer3DModel|\w*T5EncoderModel|CLIPVision\w*"

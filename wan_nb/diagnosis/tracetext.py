@@ -145,11 +145,13 @@ def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
                     break
             else:
                 break
-        if line[:1] == "`" and line[1:2] != "`":
+        if "`" in line and line.count("`") <= 2:
             # A paste wrapped in one pair of backticks (inline code): "`  File ...", "... GPU`".
-            line = line[1:-1] if line.endswith("`") and not line.endswith("``") and len(line) > 1 else line[1:]
-        elif line.endswith("`") and not line.endswith("``") and line.count("`") == 1:
-            line = line[:-1]
+            # (Not diffusers' "`prompt` must be provided": its backticks quote a name.)
+            ends = (line[:1] == "`") + (line[-1:] == "`")
+            if ends == line.count("`") and len(line) > 1:
+                line = line[1:] if line[:1] == "`" else line
+                line = line[:-1] if line[-1:] == "`" else line
         if "](" in line and line.lstrip()[:1] == "[":
             line = _COLAB_LINK.sub(r"\1\2", line, count=1)
         if "!!!" in line and _COMFY_BANNER.match(line):
@@ -179,6 +181,9 @@ _IPY7_FRAME = re.compile(r"^\s*(?P<path>(?:<ipython-input-[^>]+>|\S+\.py[cw]?))\
 # A frame line whose start was lost in the paste:  python3.8/site-packages/x/y.py", line 12, in forward
 # (also with its opening quote kept, spaces and all:  "C:/Users/J Doe/x.py", line 3147, in load_state)
 _CUT_FRAME = re.compile(r'^\s*(?:"(?P<quoted>[^"]+\.py)|(?P<path>[^\s"]+\.py))", line (?P<line>\d+), in (?P<func>\S+)\s*$')
+# A line shaped like Python source (a statement, an assignment, a call), not a message or prose.
+_CODE_SHAPE = re.compile(r"^(?:return|raise|import|from|if|elif|for|while|with|yield|await|assert|del|try)\b"
+                         r"|^[\w.\[\]'\", *]+?(?:=|\()")
 _ARROW = re.compile(r"^\s*-*>\s*(?P<line>\d+)\s(?P<code>.*)$")
 _CONTEXT = re.compile(r"^\s+\d+\s")
 _CARETS = re.compile(r"^\s*[~^\s]+$")
@@ -313,7 +318,7 @@ def parse(text: str) -> ParsedText:
                     i += 1
                     continue
                 if (not code and first and not line[:1].isspace() and not nxt[:1].isspace()
-                        and _frame_from(nxt) is None and "Traceback (most" not in nxt
+                        and _CODE_SHAPE.match(nxt) and _frame_from(nxt) is None
                         and _exception_from(nxt, strict=True) is None):
                     # A paste that lost every indentation (frames at the margin, as a forum or an
                     # issue without a code block shows them): the line after a frame is its source.
