@@ -74,7 +74,7 @@ def could_also_be(category: str, err: ParsedError, evidence: dict) -> tuple[Look
     sizes = bool(_SIZES.search(message)) and "has no attribute" not in message
     if category == "unknown" and _WRONG_TYPE_ATTR.search(message):
         return ()  # a plain Python value lacking an attribute: a value of the wrong type was passed
-    if category == "unknown" and (kind in _RAISED_IN_CODE or kind and sizes):
+    if category == "unknown" and (kind in _RAISED_IN_CODE or (kind and sizes)):
         return (OUT_OF_STEP, WRONG_INPUT) if sizes else (OUT_OF_STEP,)
     if category == "version_mismatch":
         package = str(evidence.get("package", ""))
