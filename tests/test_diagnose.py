@@ -1240,3 +1240,24 @@ def test_a_frame_at_the_margin_takes_only_source_as_its_line():
     frames = parse('File "/c/nodes.py", line 1, in sample\nweight, bias = self.get_weights(x.dtype)\n'
                    "RuntimeError: boom").errors[0].frames
     assert frames[0].code == "weight, bias = self.get_weights(x.dtype)"
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    ("Error 1455", "host_out_of_memory", "unknown"),
+    ("运行到一半进程已杀死", "host_out_of_memory", "unknown"),
+    ("RuntimeError: Invalid path: /workspace/YOURFOLDER/train", "component_missing", "load"),
+    ("!!! Exception during processing !!! GGUF magic invalid", "unknown", "load"),
+    # ComfyUI's node titles in Chinese, and fullwidth brackets typed by a Chinese input method.
+    ("K采样器(高级)Given groups=1, weight of size 【5120, 36, 1, 2, 2】, expected input【1, 16, 21, 60, 104】 to have 36 "
+     "channels, but got 16 channels instead", "invalid_input", "denoise"),
+    ("VAE解码\nRuntimeError: boom", "unknown", "vae_decode"),
+    ("CLIP文本编码器\nRuntimeError: boom", "unknown", "text_encode"),
+    ("我的工作流报错了\nRuntimeError: boom", "unknown", "unknown"),
+    # A reporter's "line ~420" keeps its frame.
+    ('File "/app/models/wan/modules/model.py", line ~420, in forward\n  c = self.vace(hint, x)\n'
+     "RuntimeError: The size of tensor a (7800) must match the size of tensor b (9360) at non-singleton dimension 1",
+     "unknown", "denoise"),
+])
+def test_rules_of_the_seventh_batch(text, category, stage):
+    d = diagnose(text)
+    assert (d.category, d.stage) == (category, stage), d.to_text()

@@ -35,7 +35,8 @@ _CUDA_ERROR_OOM = _rx(r"\b(?:CUDA|HIP|XPU)(?: driver| runtime)?\s+error:?\s*out 
                       r"|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
 _HOST_OOM = Phrases(r"DefaultCPUAllocator|is killed by signal: Killed|can't allocate memory: you tried|not enough memory: you tried"
                 r"|Cannot allocate memory|Unable to allocate [\d.]+ ?[KMGTP]i?B for an array|paging file is too small"
-                r"|os error 1455|WinError 1455|std::bad_alloc|out of (?:host|system|cpu|main) memory"
+                # (Windows' error 1455, the paging file too small, and a Chinese shell's "Killed")
+                r"|os error 1455|WinError 1455|^\s*Error 1455\s*$|已杀死|std::bad_alloc|out of (?:host|system|cpu|main) memory"
                 r"|(?:host|system|cpu) (?:ram|memory) (?:is )?(?:exhausted|full)|not enough (?:system |host )?RAM"
                 r"|kernel (?:appears to have|has) died|Kernel Restarting|Signal 9 \(SIGKILL\)|exit ?code\s*:?\s*-9\b"
                 r"|\boom-kill|Out of memory: Killed process|\bOOM killer|\bKilled\s*$|^\s*Killed\b|\b\d+ Killed\s", re.M)
@@ -150,6 +151,8 @@ _COMPONENT_MISSING = Phrases(
     r"|404 Client Error|Entry Not Found|Revision Not Found|RevisionNotFoundError"
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors|gguf)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b"
+    # a path the configuration names that is not there ("Invalid path: /workspace/YOURFOLDER/eval")
+    r"|\bInvalid path: /"
     # pip run where the app's requirements file is not (another folder than the app's).
     r"|Could not open requirements file"
     # a weights or config file named by its path that is not there ("t2v/transformer/config.json does not exist")

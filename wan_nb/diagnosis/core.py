@@ -458,7 +458,7 @@ _INPUT_IMAGE_MSG = re.compile(r"cannot identify image file|Input is in incorrect
 # A compiled extension built against another torch: found out when it is loaded.
 _BINARY_MISMATCH = re.compile(P.BINARY_MISMATCH)
 # A GGUF file's header and tensors are read as the model is loaded ("Unexpected architecture type in GGUF file").
-_GGUF_FILE = re.compile(r"\bin (?:the )?GGUF file\b|\bGGUF file\b[^\n]{0,80}\b(?:architecture|tensor|header|magic|version)",
+_GGUF_FILE = re.compile(r"\bin (?:the )?GGUF file\b|\bGGUF magic\b|\bGGUF file\b[^\n]{0,80}\b(?:architecture|tensor|header|magic|version)",
                         re.I)
 # A LoRA read and applied to the model ("Error while loading Loras: ...", "this Lora is for a
 # different model"): part of setting the model up.

@@ -478,6 +478,25 @@ _PHASES = [
 ]
 
 
+# ComfyUI's node titles in Chinese (its translation and the aki packages): "K采样器(高级)" is
+# KSamplerAdvanced, "VAE分块解码" VAEDecodeTiled, "CLIP文本编码器" CLIPTextEncode, "加载器" a loader.
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_CJK_NODE_LINE = re.compile(r"^\s*(?P<node>[A-Za-z0-9_ ]{0,20}[\u4e00-\u9fff]*(?:采样|解码|编码|加载)[\u4e00-\u9fff]*"
+                            r"(?:\([^)\n]{0,12}\))?)")
+
+
+def _cjk_node_stage(node: str) -> str | None:
+    if "采样" in node:
+        return "denoise"
+    if "解码" in node:
+        return "vae_decode"
+    if "编码" in node:
+        return "text_encode" if re.search(r"文本|提示|CLIP|T5", node, re.I) else "vae_encode"
+    if "加载" in node:
+        return "load"
+    return None
+
+
 # Class names shaped like node types that are not ComfyUI nodes: diffusers' pipelines, exceptions
 # ("UnicodeEncodeError", "JSONDecodeError"), torch's data loading and distributed samplers.
 _NOT_A_NODE = re.compile(r"(?:Pipeline|Mixin|Error|Exception|Warning)$|^(?:DataLoader|(?:Distributed|Random|Sequential"
@@ -490,6 +509,8 @@ _INPUT_NODE = re.compile(r"load(?:image|video|images)|image(?:scale|resize|crop|
 def node_stage(node: str) -> str | None:
     if _NOT_A_NODE.search(node):
         return None
+    if _CJK.search(node):
+        return _cjk_node_stage(node)
     n = node.lower().replace(" ", "")
     if _INPUT_NODE.search(n):
         return "preprocess"
@@ -544,6 +565,8 @@ def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:
         if not m and len(line) < 300 and line[:1] != " " and "%|" not in line:
             m = _NODE_LINE.match(line)
             m = m if m and _CAMEL.search(m["node"]) else _NODE_TITLE.match(line)
+            if not m and _CJK.search(line[:40]):
+                m = _CJK_NODE_LINE.match(line)
         if m:
             node = m["node"] or m.groupdict().get("spaced") or ""
             listed = m.groupdict().get("listed")

@@ -120,11 +120,18 @@ _COMFY_BANNER = re.compile(r"^\s*!!!\s*Exception during processing\s*!!!\s*")
 _FENCE = re.compile(r"^\s*```\w*\s*$")
 
 
+_FULLWIDTH = {ord("【"): "[", ord("】"): "]", ord("（"): "(", ord("）"): ")", ord("："): ":"}
+_FULLWIDTH_CHARS = "【】（）："
+
+
 def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
     """Split into lines with colours, log prefixes and code fences removed."""
     if len(text) > MAX_CHARS:
         text = text[-MAX_CHARS:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if any(c in text for c in _FULLWIDTH_CHARS):
+        # Chinese input methods type 【】（）： for []():, in the same messages.
+        text = text.translate(_FULLWIDTH)
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     if _BARE_ANSI_HINT.search(text):
@@ -170,7 +177,8 @@ _CHAIN = re.compile(
     r"|The above exception was the direct cause of the following exception"
 )
 # File "C:\x\y.py", line 12, in decode   |   File "<ipython-input-3-ab>", line 2, in <module>
-_PY_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
+# (A reporter's "line ~420" keeps its frame.)
+_PY_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line ~?(?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 # IPython 8:  File ~/x/site-packages/diffusers/y.py:673, in WanPipeline.__call__(self, prompt)
 _IPY8_FRAME = re.compile(r"^\s*File (?P<path>\S.*?\.py[cw]?):(?P<line>\d+)(?:, in (?P<func>[^(\s]+))?")
 #             Cell In[5], line 3      Input In [5], in <cell line: 3>()
