@@ -1261,3 +1261,38 @@ def test_a_frame_at_the_margin_takes_only_source_as_its_line():
 def test_rules_of_the_seventh_batch(text, category, stage):
     d = diagnose(text)
     assert (d.category, d.stage) == (category, stage), d.to_text()
+
+
+_TB = 'Traceback (most recent call last):\n  File "/c/ComfyUI/execution.py", line 1, in execute\n    x()\n'
+
+
+@pytest.mark.parametrize(("text", "category", "stage"), [
+    # Chinese sentences that hold 加载, 采样, 编码 or 解码 are no node titles.
+    ("正在加载自定义节点...\ngot prompt\n 45%|████▌     | 9/20 [01:00<01:10, 6.0s/it]\n" + _TB
+     + "RuntimeError: CUDA error: an illegal memory access was encountered", "accelerator_fault", "denoise"),
+    ("100%|██████████| 30/30 [05:00<00:00, 10.0s/it]\n" + _TB
+     + "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n我换了采样器也一样",
+     "out_of_memory", "vae_decode"),
+    ("KSampler\n加载失败\nRuntimeError: boom", "unknown", "denoise"),
+    ("视频编码失败\n" + _TB + "BrokenPipeError: [Errno 32] Broken pipe", "unknown", "unknown"),
+    ("编码错误\nUnicodeDecodeError: 'utf-8' codec can't decode byte 0xb2 in position 10: invalid start byte",
+     "unknown", "unknown"),
+    # 已杀死 where a shell prints it or quoted as the message, not in a sentence about dmesg.
+    ("dmesg里没有已杀死的记录，显存不够报 CUDA out of memory", "out_of_memory", "unknown"),
+    ("[1]+  已杀死               python generate.py", "host_out_of_memory", "unknown"),
+    ("错误 1455：页面文件太小", "host_out_of_memory", "unknown"),
+    # An invalid path at the end of the message, not a route.
+    ("ValueError: Invalid path: /v1/chat is not a registered route", "unknown", "unknown"),
+])
+def test_the_seventh_batchs_rules_after_review(text, category, stage):
+    d = diagnose(text)
+    assert (d.category, d.stage) == (category, stage), d.to_text()
+
+
+def test_fullwidth_parentheses_stay_in_the_paths_the_evidence_shows(tmp_path):
+    folder = tmp_path / "m（新）"
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "model_index.json").write_text('{"vae": ["diffusers", "AutoencoderKLWan"], '
+                                             '"transformer": ["diffusers", "WanTransformer3DModel"]}')
+    d = diagnose(f"OSError: Error no file named model_index.json found in directory {folder}")
+    assert str(folder) in d.evidence.get("missing_path", ""), d.to_text()

@@ -35,8 +35,10 @@ _CUDA_ERROR_OOM = _rx(r"\b(?:CUDA|HIP|XPU)(?: driver| runtime)?\s+error:?\s*out 
                       r"|CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
 _HOST_OOM = Phrases(r"DefaultCPUAllocator|is killed by signal: Killed|can't allocate memory: you tried|not enough memory: you tried"
                 r"|Cannot allocate memory|Unable to allocate [\d.]+ ?[KMGTP]i?B for an array|paging file is too small"
-                # (Windows' error 1455, the paging file too small, and a Chinese shell's "Killed")
-                r"|os error 1455|WinError 1455|^\s*Error 1455\s*$|已杀死|std::bad_alloc|out of (?:host|system|cpu|main) memory"
+                # (Windows' error 1455, the paging file too small, also in Chinese; a Chinese shell's
+                # "Killed", where the shell prints it or quoted as the message)
+                r"|os error 1455|WinError 1455|(?:^|\s|:)(?:Error|错误)\s*1455(?!\d)|页面文件太小"
+                r"|^\s*已杀死|已杀死\s*$|(?:\d|\]\+?)\s+已杀死|[\"“「]已杀死[\"”」]|std::bad_alloc|out of (?:host|system|cpu|main) memory"
                 r"|(?:host|system|cpu) (?:ram|memory) (?:is )?(?:exhausted|full)|not enough (?:system |host )?RAM"
                 r"|kernel (?:appears to have|has) died|Kernel Restarting|Signal 9 \(SIGKILL\)|exit ?code\s*:?\s*-9\b"
                 r"|\boom-kill|Out of memory: Killed process|\bOOM killer|\bKilled\s*$|^\s*Killed\b|\b\d+ Killed\s", re.M)
@@ -152,7 +154,7 @@ _COMPONENT_MISSING = Phrases(
     r"|(?:model|checkpoint|weights?|lora|vae|safetensors|gguf)(?: file| path)? (?:not found|does not exist|is missing)\b"
     r"|(?:cannot|could not|unable to) (?:find|locate) (?:the )?(?:model|checkpoint|weights?|lora)(?: file)?s?\b"
     # a path the configuration names that is not there ("Invalid path: /workspace/YOURFOLDER/eval")
-    r"|\bInvalid path: /"
+    r"|\bInvalid path: [/~.][^\s`]*`?(?=\n|$)"
     # pip run where the app's requirements file is not (another folder than the app's).
     r"|Could not open requirements file"
     # a weights or config file named by its path that is not there ("t2v/transformer/config.json does not exist")

@@ -481,8 +481,11 @@ _PHASES = [
 # ComfyUI's node titles in Chinese (its translation and the aki packages): "K采样器(高级)" is
 # KSamplerAdvanced, "VAE分块解码" VAEDecodeTiled, "CLIP文本编码器" CLIPTextEncode, "加载器" a loader.
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_CJK_NODE_LINE = re.compile(r"^\s*(?P<node>[A-Za-z0-9_ ]{0,20}[\u4e00-\u9fff]*(?:采样|解码|编码|加载)[\u4e00-\u9fff]*"
-                            r"(?:\([^)\n]{0,12}\))?)")
+# Only a title's shape: at the line's start, named as a node is ("...器", or VAE's 解码/编码), and
+# followed by nothing or by the English message, never by more Chinese: "正在加载自定义节点",
+# "我换了采样器也一样", "视频编码失败" and "编码方式是utf-8" are sentences, not nodes.
+_CJK_NODE_LINE = re.compile(r"^\s*(?P<node>(?:VAE[\u4e00-\u9fff]{0,4}(?:解码|编码)|[A-Za-z0-9]{0,8}[\u4e00-\u9fff]{0,6}"
+                            r"(?:采样器|编码器|加载器|解码器))(?:\([^)\n]{0,8}\))?)(?=\s*$|[A-Za-z])")
 
 
 def _cjk_node_stage(node: str) -> str | None:
@@ -555,7 +558,7 @@ _NODE_KINDS = r"(?:Loader|Sampler|Decode|Encode|ToVideo)"
 # module 'comfy...' has no attribute ...", "WanVideoSampler - 'WanModel' object ..."): only
 # names shaped like ComfyUI node types, so that a sentence's first word is not read as one.
 _NODE_TITLE = re.compile(r"^\s*(?P<node>[A-Z][A-Za-z0-9]{0,60}" + _NODE_KINDS + ")"
-                         r"(?:\s*[-:\uff1a]\s*|\s+)(?=\S)")
+                         r"(?:\s*[-:]\s*|\s+)(?=\S)")
 
 
 def stage_from_text(parsed: ParsedText) -> tuple[str, str] | None:

@@ -120,8 +120,10 @@ _COMFY_BANNER = re.compile(r"^\s*!!!\s*Exception during processing\s*!!!\s*")
 _FENCE = re.compile(r"^\s*```\w*\s*$")
 
 
-_FULLWIDTH = {ord("【"): "[", ord("】"): "]", ord("（"): "(", ord("）"): ")", ord("："): ":"}
-_FULLWIDTH_CHARS = "【】（）："
+# Chinese input methods type 【】 and ： for [] and : in the same messages. (Not （）: those
+# also occur in folder names, which the evidence must keep as they are.)
+_FULLWIDTH_CHARS = "【】："
+_FULLWIDTH = str.maketrans(_FULLWIDTH_CHARS, "[]:")
 
 
 def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
@@ -130,7 +132,6 @@ def normalise_lines(text: str) -> tuple[list[str], tuple[str, ...]]:
         text = text[-MAX_CHARS:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if any(c in text for c in _FULLWIDTH_CHARS):
-        # Chinese input methods type 【】（）： for []():, in the same messages.
         text = text.translate(_FULLWIDTH)
     if "\x1b" in text:
         text = _ANSI.sub("", text)
