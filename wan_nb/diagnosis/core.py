@@ -472,9 +472,6 @@ _READ_MODE = re.compile(r"\bwith iomode r[IiVv?]?\b")
 # An app's or library's own check of the versions it needs, run as it starts.
 _VERSION_CHECK = re.compile(r"Incorrect version of [\w.-]+|is required for a normal functioning of this module|"
                             + P.PACKAGE_INCOMPATIBLE)
-# A package's own import of one of its parts failing (flash_attn importing its compiled
-# extension), as the innermost frame: nothing ran yet, whatever the package is for.
-_IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
 # The video writer's encoder, named in its own error (ffmpeg): the frames were being written.
 _CODEC_MSG = re.compile(P.ENCODER_MISSING, re.I)
 # Import failures: Python's, diffusers' lazy modules', ComfyUI's loading of node packs at start-up.
@@ -524,7 +521,9 @@ def _locate(parsed: ParsedText, chosen: ParsedError, category: str,
         # imageio writes and reads through the same frames; its mode says which.
         return "preprocess", "imageio was opening a file to read", None
     last = chosen.frames[-1] if chosen.frames else None
-    if last is not None and last.name == "<module>" and not last.is_user and _IMPORT_STATEMENT.match(last.code):
+    # A package's own import of one of its parts failing (flash_attn importing its compiled
+    # extension), as the innermost frame: nothing ran yet, whatever the package is for.
+    if last is not None and last.name == "<module>" and not last.is_user and P.IMPORT_STATEMENT.match(last.code):
         return "load", "the failing line is a package importing one of its parts", last
     for err in order:
         frames = err.frames

@@ -37,6 +37,8 @@ INPUT_NOT_OPENED = (r"\b(?:could not|cannot|can't|unable to|failed to) (?:open|r
 # A package's own check of another's release, with its three-part version ("ComfyUI-nunchaku
 # 0.3.4 is not compatible with nunchaku 0.3.1"; not a model family's "Wan 2.2").
 PACKAGE_INCOMPATIBLE = r"\bis not compatible with [A-Za-z][\w.-]* v?\d+\.\d+\.\d+"
+# A source line that imports ("import x", "from x import y"): the module it runs in is being set up.
+IMPORT_STATEMENT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
 # A compiled extension built against another torch (an op it registers, a symbol it links).
 BINARY_MISMATCH = r"undefined symbol|operator \w+::\w+ does not exist|No such operator \w+::\w+"
 # ffmpeg or PyAV built without the encoder asked for (the LGPL builds lack libx264), or

@@ -10,6 +10,7 @@ from wan_nb.diagnosis.patterns import (
     _LIBRARY_PATH,
     _WRAPPER_PATH,
     COMPONENTS,
+    IMPORT_STATEMENT,
     INPUT_NOT_OPENED,
     _rx,
 )
@@ -419,14 +420,13 @@ def _imported_module(frames: list[Frame]) -> Frame | None:
         if frame.name != "<module>" or frame.is_user:
             break
         above = [f for f in frames[:i] if not f.path.startswith("<frozen importlib")]
-        if above and _IMPORT_LINE.match(above[-1].code):
+        if above and IMPORT_STATEMENT.match(above[-1].code):
             found = frame
         elif above:
             break
     return found
 
 
-_IMPORT_LINE = re.compile(r"^(?:from\s+[\w.]+\s+)?import\s")
 
 
 _NODE = re.compile(r"(?:Node Type:\**|executing node\s+\d*\s*\(?|class_type['\"]?:)"
@@ -543,12 +543,11 @@ _COMFY_KIND = [(re.compile(r"vae", _I), "vae"), (re.compile(r"TE|T5|CLIP|text|um
 # (Also "VHS_VideoCombine:" over its list of failed checks, in ComfyUI's validation report.)
 _NODE_LINE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*(?::\s+\S.*|:)?$")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]|[A-Z]{2,}[a-z]")
-_BARE_NODE = re.compile(r"^\s*(?P<node>(?:[A-Z][A-Za-z0-9]*_)?[A-Z][A-Za-z0-9]{3,60})\s*$")
 
 
 def is_node_line(line: str) -> bool:
     """A line holding only a ComfyUI node type of a known kind ("KSamplerAdvanced", the popup's title)."""
-    m = _BARE_NODE.match(line)
+    m = _NODE_LINE.match(line) if ":" not in line else None
     return bool(m and _CAMEL.search(m["node"]) and node_stage(m["node"]))
 
 
